@@ -1,0 +1,107 @@
+"""The validated inventory: plain frozen data that every later stage reads.
+
+Nothing here does I/O. ``deployer.inventory`` builds these from YAML after
+validation, so code that receives a ``Host`` may trust every field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from deployer.secret import Secret
+
+SERVERS = ("gunicorn", "uwsgi", "mod_wsgi")
+PROXIES = ("nginx", "apache")
+HOST_KEY_POLICIES = ("strict", "accept-new")
+
+
+@dataclass(frozen=True)
+class WsgiTarget:
+    """``module:attr`` or ``module:factory()``."""
+
+    module: str
+    attr: str
+    factory: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.attr}{'()' if self.factory else ''}"
+
+
+@dataclass(frozen=True)
+class Static:
+    url: str  # URL prefix, e.g. /static (no trailing slash)
+    dir: str  # app-relative directory, e.g. static
+
+
+@dataclass(frozen=True)
+class TLS:
+    cert: Path  # on the controller
+    key: Path  # on the controller
+
+
+@dataclass(frozen=True)
+class App:
+    name: str
+    source: Path  # absolute, on the controller
+    wsgi: WsgiTarget
+    requirements: str = "requirements.txt"  # relative to source
+    health: str = "/healthz"
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, Secret] = field(default_factory=dict)
+    secrets_file: Path | None = None
+    shared: tuple[str, ...] = ()
+    static: Static | None = None
+    keep_releases: int = 5
+
+    @property
+    def user(self) -> str:
+        """The dedicated system user (and group) the app runs as."""
+        return self.name
+
+
+@dataclass(frozen=True)
+class Host:
+    """One server with its effective settings (host > group vars > defaults)."""
+
+    name: str
+    address: str
+    groups: tuple[str, ...] = ()
+    ssh_user: str = "root"
+    ssh_port: int = 22
+    ssh_key: Path | None = None
+    become: bool = False
+    known_hosts: Path | None = None
+    host_key_policy: str = "strict"
+    server: str = "gunicorn"
+    proxy: str = "nginx"
+    server_names: tuple[str, ...] = ()
+    http_port: int = 80
+    https_port: int = 443
+    tls: TLS | None = None
+    workers: int = 2
+    threads: int = 2
+    timeout: int = 30
+    deploy_root: PurePosixPath = PurePosixPath("/srv")
+    client_max_body_size: str = "1m"
+
+    @property
+    def server_name(self) -> str:
+        """The primary name: the Host header for health checks."""
+        return self.server_names[0]
+
+
+@dataclass(frozen=True)
+class Inventory:
+    path: Path  # the inventory file, absolute
+    app: App
+    hosts: tuple[Host, ...]
+    groups: dict[str, tuple[str, ...]]  # group name -> host names, in file order
+    templates_dir: Path | None = None  # user overrides, searched before the built-ins
+    verify_tests: Path | None = None
+
+    def host(self, name: str) -> Host:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise KeyError(name)
