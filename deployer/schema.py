@@ -1,0 +1,574 @@
+"""Validate a parsed inventory and build the model. Pure: no file is opened here.
+
+Every problem is collected (never stop at the first) with the YAML line and key
+path. Strings that reach a config file pass an allowlist, so a value cannot
+smuggle a directive (newline, ';', '{', quotes, '$', backslash) into nginx,
+apache or systemd. Files the inventory names are returned as ``FileNeed`` for
+the loader to check, so this module stays free of I/O.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from deployer.errors import Problem
+from deployer.model import (
+    HOST_KEY_POLICIES,
+    PROXIES,
+    SERVERS,
+    TLS,
+    App,
+    Host,
+    Inventory,
+    Static,
+    WsgiTarget,
+)
+from deployer.yamldoc import YamlDoc
+
+TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
+APP_KEYS = (
+    "name", "source", "wsgi", "requirements", "health", "env",
+    "secrets", "shared", "static", "keep_releases",
+)
+GROUP_KEYS = ("vars", "hosts")
+HOST_ONLY_KEYS = ("address",)
+
+APP_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,30}")
+HOST_NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+GROUP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+DNS_NAME_RE = re.compile(
+    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+REL_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
+ABS_PATH_RE = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+")
+URL_PATH_RE = re.compile(r"/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?")
+WSGI_RE = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)(\(\))?")
+SIZE_RE = re.compile(r"[0-9]{1,6}[kKmMgG]?")
+LOCAL_PATH_FORBIDDEN = ("\n", "\r", "\0")
+
+
+class Invalid(ValueError):
+    """Raised by a field converter: ``expected`` is what the field takes."""
+
+    def __init__(self, expected: str, detail: str = "") -> None:
+        super().__init__(expected)
+        self.expected = expected
+        self.detail = detail
+
+
+def describe(value: Any) -> str:
+    """How a found value reads in an error: got null, got 'x', got a list."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
+def _bad_char(text: str, pattern: re.Pattern[str]) -> str:
+    """Name the first character that keeps ``text`` out of an allowlist."""
+    for ch in text:
+        if ch in "\n\r\t\0":
+            return f" ({ch!r} is not allowed)"
+        if ch in ";{}'\"\\$ ":
+            return f" ({ch!r} is not allowed: it could inject a directive)"
+    return ""
+
+
+# -- field converters: value -> clean value, or raise Invalid -------------------
+
+
+def regex(pattern: re.Pattern[str], expected: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            detail = _bad_char(value, pattern) if isinstance(value, str) else ""
+            raise Invalid(expected, detail)
+        return value
+
+    return convert
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise Invalid(f"an integer {low}-{high}")
+        return value
+
+    return convert
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid("true or false")
+    return value
+
+
+def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if value not in options:
+            raise Invalid("one of " + ", ".join(options))
+        return value
+
+    return convert
+
+
+def address(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            if DNS_NAME_RE.fullmatch(value) and not value.startswith("*"):
+                return value
+    detail = _bad_char(value, DNS_NAME_RE) if isinstance(value, str) else ""
+    raise Invalid("an IP address or a DNS name", detail)
+
+
+def server_names(value: Any) -> tuple[str, ...]:
+    expected = "a hostname or a list of hostnames"
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise Invalid(expected)
+    names = []
+    for item in items:
+        if not isinstance(item, str):
+            raise Invalid(expected)
+        try:
+            names.append(str(ipaddress.ip_address(item)))
+            continue
+        except ValueError:
+            pass
+        if not DNS_NAME_RE.fullmatch(item):
+            raise Invalid(expected, _bad_char(item, DNS_NAME_RE))
+        names.append(item)
+    return tuple(names)
+
+
+def local_path(value: Any) -> str:
+    """A file on the controller: any printable path, resolved by the loader."""
+    if not isinstance(value, str) or not value or any(c in value for c in LOCAL_PATH_FORBIDDEN):
+        raise Invalid("a file path")
+    return value
+
+
+def abs_path(value: Any) -> PurePosixPath:
+    if (
+        not isinstance(value, str)
+        or not ABS_PATH_RE.fullmatch(value.rstrip("/") or "/")
+        or ".." in value.split("/")
+    ):
+        detail = _bad_char(value, ABS_PATH_RE) if isinstance(value, str) else ""
+        raise Invalid("an absolute path like /srv (letters, digits, '.', '_', '-')", detail)
+    return PurePosixPath(value)
+
+
+def rel_path(value: Any) -> str:
+    expected = "a relative path inside the app (letters, digits, '.', '_', '-', no '..')"
+    if not isinstance(value, str) or not REL_PATH_RE.fullmatch(value.rstrip("/")):
+        raise Invalid(expected, _bad_char(value, REL_PATH_RE) if isinstance(value, str) else "")
+    if ".." in value.split("/"):
+        raise Invalid(expected, " ('..' leaves the app)")
+    return value.rstrip("/")
+
+
+def url_path(value: Any) -> str:
+    if not isinstance(value, str) or not URL_PATH_RE.fullmatch(value.rstrip("/") or "/"):
+        detail = _bad_char(value, URL_PATH_RE) if isinstance(value, str) else ""
+        raise Invalid("a URL path like /healthz", detail)
+    return value
+
+
+def size(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not SIZE_RE.fullmatch(value):
+        raise Invalid("a size like 10m (digits, then k, m or g)")
+    return value.lower()
+
+
+def env_value(value: Any) -> str:
+    """Env values are quoted by the renderer; only line breaks cannot be kept."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str) or any(c in value for c in "\n\r\0"):
+        raise Invalid("a single-line string", " (line breaks are not allowed)" if isinstance(value, str) else "")
+    return value
+
+
+HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "address": address,
+    "ssh_user": regex(USER_RE, "a user name like 'deploy'"),
+    "ssh_port": integer(1, 65535),
+    "ssh_key": local_path,
+    "become": boolean,
+    "known_hosts": local_path,
+    "host_key_policy": choice(HOST_KEY_POLICIES),
+    "server": choice(SERVERS),
+    "proxy": choice(PROXIES),
+    "server_name": server_names,
+    "http_port": integer(1, 65535),
+    "https_port": integer(1, 65535),
+    "tls": lambda v: v,  # a mapping, checked field by field in _tls
+    "workers": integer(1, 256),
+    "threads": integer(1, 256),
+    "timeout": integer(1, 3600),
+    "deploy_root": abs_path,
+    "client_max_body_size": size,
+}
+
+
+@dataclass(frozen=True)
+class FileNeed:
+    """A controller file the inventory names; the loader checks it exists."""
+
+    key: tuple[str | int, ...]
+    path: Path
+    kind: str  # "dir" or "file"
+
+
+@dataclass
+class Result:
+    inventory: Inventory | None
+    problems: list[Problem]
+    needs: list[FileNeed]
+
+
+class _Validator:
+    def __init__(self, doc: YamlDoc, file: str, base_dir: Path) -> None:
+        self.doc = doc
+        self.file = file
+        self.base_dir = base_dir
+        self.problems: list[Problem] = []
+        self.needs: list[FileNeed] = []
+
+    # -- reporting ---------------------------------------------------------
+
+    def problem(self, path: tuple[str | int, ...], message: str) -> None:
+        key = "/".join(str(p) for p in path)
+        self.problems.append(Problem(self.file, self.doc.line(path), key, message))
+
+    def field(self, path: tuple[str | int, ...], value: Any, convert: Callable[[Any], Any]) -> Any:
+        try:
+            return convert(value)
+        except Invalid as exc:
+            self.problem(path, f"expected {exc.expected}, got {describe(value)}{exc.detail}")
+            return None
+
+    def mapping(
+        self, path: tuple[str | int, ...], value: Any, allowed: tuple[str, ...], what: str
+    ) -> dict[str, Any]:
+        """Check ``value`` is a mapping and name unknown keys with a did-you-mean."""
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of {what}, got {describe(value)}")
+            return {}
+        for key in value:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(allowed)})"
+                self.problem(path + (key,), f"unknown key{hint}")
+        return {k: v for k, v in value.items() if k in allowed}
+
+    def local(self, raw: str) -> Path:
+        return (self.base_dir / os.path.expanduser(raw)).resolve()
+
+    # -- sections ----------------------------------------------------------
+
+    def host_settings(self, path: tuple[str | int, ...], value: Any, *, on_host: bool) -> dict[str, Any]:
+        raw = self.mapping(path, value, tuple(HOST_FIELDS), "host settings")
+        settings: dict[str, Any] = {}
+        for key, item in raw.items():
+            if key in HOST_ONLY_KEYS and not on_host:
+                self.problem(path + (key,), f"'{key}' belongs on a host, not in shared settings")
+                continue
+            if key == "tls":
+                converted = self.tls(path + (key,), item)
+            else:
+                converted = self.field(path + (key,), item, HOST_FIELDS[key])
+            if converted is not None and key in ("ssh_key", "known_hosts"):
+                converted = self.local(converted)
+            if converted is not None:
+                settings[key] = converted
+        return settings
+
+    def tls(self, path: tuple[str | int, ...], value: Any) -> TLS | None:
+        raw = self.mapping(path, value, ("cert", "key"), "tls files")
+        if not isinstance(value, dict):
+            return None
+        files = {}
+        for key in ("cert", "key"):
+            if key not in raw:
+                self.problem(path, f"missing required key '{key}'")
+                continue
+            text = self.field(path + (key,), raw[key], local_path)
+            if text is not None:
+                files[key] = self.local(text)
+                self.needs.append(FileNeed(path + (key,), files[key], "file"))
+        return TLS(files["cert"], files["key"]) if len(files) == 2 else None
+
+    def app(self, value: Any) -> App | None:
+        path: tuple[str | int, ...] = ("app",)
+        if value is None:
+            self.problem(path, "missing required section 'app'")
+            return None
+        raw = self.mapping(path, value, APP_KEYS, "app settings")
+        if not isinstance(value, dict):
+            return None
+        for key in ("name", "source", "wsgi"):
+            if key not in raw:
+                self.problem(path, f"missing required key '{key}'")
+        name = self.field(path + ("name",), raw["name"], regex(APP_NAME_RE, "a name matching ^[a-z][a-z0-9-]{0,30}$")) if "name" in raw else None
+        source = None
+        if "source" in raw and self.field(path + ("source",), raw["source"], local_path):
+            source = self.local(raw["source"])
+            self.needs.append(FileNeed(path + ("source",), source, "dir"))
+        wsgi = None
+        if "wsgi" in raw:
+            text = self.field(path + ("wsgi",), raw["wsgi"], regex(WSGI_RE, "'module:attr' or 'module:factory()'"))
+            if text:
+                module, attr, call = WSGI_RE.fullmatch(text).groups()
+                wsgi = WsgiTarget(module, attr, bool(call))
+        requirements = self.field(path + ("requirements",), raw.get("requirements", "requirements.txt"), rel_path)
+        if source and requirements:
+            self.needs.append(FileNeed(path + ("requirements",), source / requirements, "file"))
+        health = self.field(path + ("health",), raw.get("health", "/healthz"), url_path)
+        env = self.env(path + ("env",), raw.get("env"))
+        secrets_file = None
+        if raw.get("secrets") is not None and self.field(path + ("secrets",), raw["secrets"], local_path):
+            secrets_file = self.local(raw["secrets"])
+            self.needs.append(FileNeed(path + ("secrets",), secrets_file, "file"))
+        shared = self.shared(path + ("shared",), raw.get("shared", []))
+        static = self.static(path + ("static",), raw.get("static"), source)
+        keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
+        if None in (name, source, wsgi, requirements, health, keep):
+            return None
+        return App(
+            name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
+            env=env, secrets_file=secrets_file, shared=shared, static=static, keep_releases=keep,
+        )
+
+    def env(self, path: tuple[str | int, ...], value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of NAME: value, got {describe(value)}")
+            return {}
+        env = {}
+        for key, item in value.items():
+            if self.field(path + (key,), key, regex(ENV_NAME_RE, "an environment name like APP_MODE")) is None:
+                continue
+            converted = self.field(path + (key,), item, env_value)
+            if converted is not None:
+                env[key] = converted
+        return env
+
+    def shared(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.problem(path, f"expected a list of app-relative paths, got {describe(value)}")
+            return ()
+        seen: list[str] = []
+        for index, item in enumerate(value):
+            converted = self.field(path + (index,), item, rel_path)
+            if converted is None:
+                continue
+            if converted in seen:
+                self.problem(path + (index,), f"'{converted}' is listed twice")
+            elif converted in (".venv", ".deployer"):
+                self.problem(path + (index,), f"'{converted}' is reserved by deployer")
+            else:
+                seen.append(converted)
+        return tuple(seen)
+
+    def static(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> Static | None:
+        if value is None:
+            return None
+        raw = self.mapping(path, value, ("url", "dir"), "static settings")
+        if not isinstance(value, dict):
+            return None
+        for key in ("url", "dir"):
+            if key not in raw:
+                self.problem(path, f"missing required key '{key}'")
+        url = self.field(path + ("url",), raw["url"], url_path) if "url" in raw else None
+        if url is not None and url.rstrip("/") == "":
+            self.problem(path + ("url",), "expected a URL prefix like /static, got '/' (it would hide the app)")
+            url = None
+        directory = self.field(path + ("dir",), raw["dir"], rel_path) if "dir" in raw else None
+        if directory and source:
+            self.needs.append(FileNeed(path + ("dir",), source / directory, "dir"))
+        if url is None or directory is None:
+            return None
+        return Static(url.rstrip("/"), directory)
+
+
+def validate(doc: YamlDoc, file: str, path: Path) -> Result:
+    """Check a parsed inventory at ``path``; ``file`` is how messages name it."""
+    v = _Validator(doc, file, path.parent)
+    for path, line in doc.duplicates:
+        v.problems.append(Problem(file, line, "/".join(map(str, path)), "duplicate key (the earlier value would be ignored)"))
+    data = doc.data
+    if not isinstance(data, dict):
+        v.problem((), f"expected a mapping with an 'app' section, got {describe(data)}")
+        return Result(None, v.problems, v.needs)
+    top = v.mapping((), data, TOP_KEYS, "sections")
+    app = v.app(top.get("app"))
+    defaults = v.host_settings(("defaults",), top.get("defaults"), on_host=False)
+
+    entries, groups = _host_entries(v, top)
+    hosts = _resolve_hosts(v, defaults, entries, groups)
+    if not hosts and not entries and isinstance(data.get("app"), dict):
+        v.problem((), "no hosts: list them under groups/<group>/hosts or hosts")
+
+    templates_dir = None
+    if top.get("templates") is not None and v.field(("templates",), top["templates"], local_path):
+        templates_dir = v.local(top["templates"])
+        v.needs.append(FileNeed(("templates",), templates_dir, "dir"))
+    verify_tests = None
+    verify = v.mapping(("verify",), top.get("verify"), ("tests",), "verify settings")
+    if verify.get("tests") is not None and v.field(("verify", "tests"), verify["tests"], local_path):
+        verify_tests = v.local(verify["tests"])
+        v.needs.append(FileNeed(("verify", "tests"), verify_tests, "dir"))
+
+    if v.problems or app is None:
+        return Result(None, v.problems, v.needs)
+    inventory = Inventory(
+        path=path, app=app, hosts=tuple(hosts),
+        groups={name: group.members for name, group in groups.items()},
+        templates_dir=templates_dir, verify_tests=verify_tests,
+    )
+    return Result(inventory, v.problems, v.needs)
+
+
+@dataclass
+class _Entry:
+    name: str
+    path: tuple[str | int, ...]
+    settings: dict[str, Any]
+    names_address: bool  # the entry has an address key, valid or not
+
+
+@dataclass
+class _Group:
+    members: tuple[str, ...]
+    settings: dict[str, Any]
+
+
+def _host_entries(v: _Validator, top: dict[str, Any]) -> tuple[list[_Entry], dict[str, _Group]]:
+    """Every place a host is listed (a host may sit in several groups)."""
+    entries: list[_Entry] = []
+    groups: dict[str, _Group] = {}
+
+    def host_block(path: tuple[str | int, ...], value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            v.problem(path, f"expected a mapping of host name to settings, got {describe(value)}")
+            return []
+        names = []
+        for name, settings in value.items():
+            if v.field(path + (name,), name, regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")) is None:
+                continue
+            has_address = isinstance(settings, dict) and "address" in settings
+            entries.append(_Entry(name, path + (name,), v.host_settings(path + (name,), settings, on_host=True), has_address))
+            names.append(name)
+        return names
+
+    raw_groups = top.get("groups")
+    if raw_groups is not None and not isinstance(raw_groups, dict):
+        v.problem(("groups",), f"expected a mapping of group name to group, got {describe(raw_groups)}")
+        raw_groups = {}
+    for group, body in (raw_groups or {}).items():
+        path = ("groups", group)
+        if v.field(path, group, regex(GROUP_NAME_RE, "a group name (letters, digits, '_', '-')")) is None:
+            continue
+        raw = v.mapping(path, body, GROUP_KEYS, "group settings ('vars', 'hosts')")
+        settings = v.host_settings(path + ("vars",), raw.get("vars"), on_host=False)
+        members = tuple(dict.fromkeys(host_block(path + ("hosts",), raw.get("hosts"))))
+        groups[group] = _Group(members, settings)
+    host_block(("hosts",), top.get("hosts"))
+    return entries, groups
+
+
+def _resolve_hosts(
+    v: _Validator,
+    defaults: dict[str, Any],
+    entries: list[_Entry],
+    groups: dict[str, _Group],
+) -> list[Host]:
+    """Effective settings: defaults, then each group's vars in file order, then the host's own."""
+    by_name: dict[str, list[_Entry]] = {}
+    for entry in entries:
+        by_name.setdefault(entry.name, []).append(entry)
+    for name in sorted(set(by_name) & set(groups)):
+        v.problem(by_name[name][0].path, f"'{name}' names both a host and a group (--limit would be ambiguous)")
+
+    hosts: list[Host] = []
+    seen_addresses: dict[tuple[str, int], str] = {}
+    for name, listed in by_name.items():
+        settings = dict(defaults)
+        member_of = tuple(g for g, group in groups.items() if name in group.members)
+        for group in member_of:
+            settings.update(groups[group].settings)
+        own: dict[str, Any] = {}
+        for entry in listed:
+            for key, value in entry.settings.items():
+                if key in own and own[key] != value:
+                    v.problem(entry.path + (key,), f"conflicts with the value given where '{name}' is listed before")
+                own[key] = value
+        settings.update(own)
+        where = listed[0].path
+        if "address" not in settings:
+            if not any(entry.names_address for entry in listed):
+                v.problem(where, "missing required key 'address'")
+            continue
+        host = _build_host(name, member_of, settings)
+        if host.server == "mod_wsgi" and host.proxy != "apache":
+            v.problem(where, f"server mod_wsgi runs inside apache: set proxy: apache (got proxy {host.proxy})")
+        if host.tls and host.http_port == host.https_port:
+            v.problem(where, f"http_port and https_port are both {host.http_port}: with tls they must differ")
+        key = (host.address, host.ssh_port)
+        if key in seen_addresses:
+            v.problem(where, f"address {host.address} is also used by host '{seen_addresses[key]}'")
+        else:
+            seen_addresses[key] = name
+        hosts.append(host)
+    return hosts
+
+
+def _build_host(name: str, groups: tuple[str, ...], s: dict[str, Any]) -> Host:
+    ssh_user = s.get("ssh_user", "root")
+    kwargs: dict[str, Any] = {
+        k: s[k]
+        for k in (
+            "ssh_port", "host_key_policy", "server", "proxy", "http_port", "https_port",
+            "tls", "workers", "threads", "timeout", "deploy_root", "client_max_body_size",
+        )
+        if k in s
+    }
+    return Host(
+        name=name,
+        address=s["address"],
+        groups=groups,
+        ssh_user=ssh_user,
+        ssh_key=s.get("ssh_key"),
+        known_hosts=s.get("known_hosts"),
+        become=s.get("become", ssh_user != "root"),
+        server_names=s.get("server_name", (s["address"],)),
+        **kwargs,
+    )
