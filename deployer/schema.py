@@ -178,10 +178,10 @@ def abs_path(value: Any) -> PurePosixPath:
 
 def rel_path(value: Any) -> str:
     expected = "a relative path inside the app (letters, digits, '.', '_', '-', no '..')"
+    if isinstance(value, str) and (".." in value.split("/") or value.startswith("/")):
+        raise Invalid(expected, " (it leaves the app)")
     if not isinstance(value, str) or not REL_PATH_RE.fullmatch(value.rstrip("/")):
         raise Invalid(expected, _bad_char(value, REL_PATH_RE) if isinstance(value, str) else "")
-    if ".." in value.split("/"):
-        raise Invalid(expected, " ('..' leaves the app)")
     return value.rstrip("/")
 
 
