@@ -18,6 +18,9 @@ from deployer.lab import cgroups, commands, naming, parse
 from deployer.lab.run import LabError, run, tail
 from deployer.lab.state import HostPaths, LabPaths, mounts, remove_tree, write_atomic
 
+# nspawn's own per-machine directory; a killed nspawn leaves it behind
+NSPAWN_PROPAGATE = Path("/run/systemd/nspawn/propagate")
+
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
     try:
@@ -137,21 +140,39 @@ def ssh_banner(address: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def ssh_ok(paths: LabPaths, address: str, timeout: int = 5) -> bool:
-    cmd = commands.ssh(paths.key, paths.known_hosts, address, ("true",), batch=True,
-                       connect_timeout=timeout)
+def ssh_run(paths: LabPaths, address: str, command: tuple[str, ...], timeout: float = 10):
+    """Run a command on a host over SSH (batch mode, strict host keys)."""
+    cmd = commands.ssh(paths.key, paths.known_hosts, address, command, batch=True,
+                       connect_timeout=max(1, min(5, int(timeout))))
+    return run(cmd, check=False, timeout=timeout)
+
+
+def ssh_ok(paths: LabPaths, address: str, timeout: float = 10) -> bool:
     try:
-        return run(cmd, check=False, timeout=timeout + 5).returncode == 0
+        return ssh_run(paths, address, ("true",), timeout).returncode == 0
     except LabError:
         return False
+
+
+def boot_state(paths: LabPaths, address: str, timeout: float) -> str:
+    """``running``, or ``degraded (failed: units)``, once the host finished booting."""
+    res = ssh_run(paths, address, ("systemctl", "is-system-running", "--wait"), timeout)
+    state = res.stdout.strip() or f"unknown (exit {res.returncode})"
+    if state == "degraded":
+        failed = ssh_run(paths, address, ("systemctl", "list-units", "--failed", "--plain",
+                                          "--no-legend", "--no-pager"), timeout)
+        units = [ln.split()[0] for ln in failed.stdout.splitlines() if ln.strip()]
+        state += f" (failed: {', '.join(units) or '?'})"
+    return state
 
 
 def _fail(hp: HostPaths, why: str) -> LabError:
     return LabError(f"{hp.name}: {why}; log {hp.log}: {tail(hp.log) or '(empty)'}")
 
 
-def bring_up(paths: LabPaths, hp: HostPaths, nspawn: int, deadline: float) -> None:
-    """After start: wire the network, then wait for sshd to take the lab key."""
+def bring_up(paths: LabPaths, hp: HostPaths, nspawn: int, deadline: float) -> str:
+    """After start: wire the network, wait for sshd to take the lab key and for
+    the boot to finish; returns what ``systemctl is-system-running`` says."""
     index = naming.host_index(hp.name)
     lead = None
     while lead is None or not veth_exists(hp.name):
@@ -173,6 +194,10 @@ def bring_up(paths: LabPaths, hp: HostPaths, nspawn: int, deadline: float) -> No
         if time.monotonic() > deadline:
             raise _fail(hp, f"ssh root@{address} with the lab key failed")
         time.sleep(0.2)
+    try:
+        return boot_state(paths, address, max(5.0, deadline - time.monotonic()))
+    except LabError as e:
+        raise _fail(hp, f"boot did not finish: {e}") from None
 
 
 def healthy(paths: LabPaths, hp: HostPaths) -> bool:
@@ -211,6 +236,7 @@ def teardown(hp: HostPaths) -> None:
     if veth_exists(hp.name):
         run(commands.ip_link_delete(naming.veth_name(hp.name)), check=False)
     remove_tree(hp.dir)
+    remove_tree(NSPAWN_PROPAGATE / hp.name)
     stuck = cgroups.remove(hp.name)
     if stuck:
         raise LabError(f"{hp.name}: cannot remove cgroup {stuck[0]}")

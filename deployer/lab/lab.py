@@ -17,9 +17,8 @@ from deployer.lab import base, cgroups, commands, host, naming, parse
 from deployer.lab.run import LabError, run
 from deployer.lab.state import LabPaths, lab_dir, locked, write_atomic
 
-TOOLS = {
+TOOLS = {  # debootstrap is checked only when the base must be built
     "systemd-nspawn": "systemd-container",
-    "debootstrap": "debootstrap",
     "nsenter": "util-linux",
     "ip": "iproute2",
     "ssh": "openssh-client",
@@ -42,7 +41,9 @@ STOP_TIMEOUT = 15.0  # graceful poweroff, then SIGKILL
 class LabHost:
     name: str
     address: str
-    state: str  # "up", "booting" (nspawn runs, no sshd yet) or "dead" (traces only)
+    # "up"; "booting": nspawn runs, sshd not yet answering; "broken": its
+    # nspawn is gone (killed) but traces remain; `up` rebuilds, `down` clears
+    state: str
 
     @property
     def index(self) -> int:
@@ -73,6 +74,7 @@ class Lab:
     def __init__(self, root: Path | str | None = None, say=None):
         self.paths = LabPaths(lab_dir(root))
         self.say = say or (lambda msg: None)
+        self.hosts: list[LabHost] = []  # what the last up() returned
 
     @property
     def key_path(self) -> Path:
@@ -105,7 +107,7 @@ class Lab:
     def _state(self, name: str) -> str:
         hp = self.paths.host(name)
         if host.nspawn_pid(hp) is None:
-            return "dead"
+            return "broken"
         address = naming.host_address(naming.host_index(name))
         return "up" if host.ssh_banner(address, timeout=1.0) else "booting"
 
@@ -185,15 +187,18 @@ class Lab:
 
             deadline = time.monotonic() + BOOT_TIMEOUT + PER_HOST * len(started)
 
-            def wait(name: str) -> str | None:
+            def wait(name: str) -> tuple[str, str | None]:
                 try:
-                    host.bring_up(self.paths, self.paths.host(name), started[name], deadline)
+                    return host.bring_up(self.paths, self.paths.host(name), started[name], deadline), None
                 except LabError as e:
-                    return str(e)
-                return None
+                    return "", str(e)
 
             with ThreadPoolExecutor(max_workers=min(32, max(1, len(started)))) as pool:
-                failures += [f for f in pool.map(wait, list(started)) if f]
+                for name, (state, err) in zip(started, pool.map(wait, list(started))):
+                    if err:
+                        failures.append(err)
+                    elif state != "running":
+                        self.say(f"note: {name} is {state}")
 
             extra = [nm for nm in self.paths.host_names() if naming.host_index(nm) > n]
             if extra:
@@ -201,7 +206,8 @@ class Lab:
                          f"`deployer lab down {' '.join(extra)}` stops them")
             if failures:
                 raise LabError(f"{len(failures)} of {n} hosts did not come up: " + "; ".join(failures))
-            return [self._host(nm, "up") for nm in wanted]
+            self.hosts = [self._host(nm, "up") for nm in wanted]
+            return self.hosts
 
     # --- down ------------------------------------------------------------
 

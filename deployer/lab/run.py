@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from pathlib import Path
 
 from deployer.lab.commands import Cmd
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class LabError(Exception):
@@ -61,5 +65,6 @@ def tail(path: Path, lines: int = 5) -> str:
         data = Path(path).read_bytes()[-16384:].decode(errors="replace")
     except OSError:
         return ""
+    data = _ANSI.sub("", data)  # the boot log is coloured
     kept = [ln.strip() for ln in data.splitlines() if ln.strip()][-lines:]
     return " | ".join(kept)
