@@ -6,14 +6,18 @@ exit code; a traceback appears only with ``--debug``.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import click
 import yaml
 
-from deployer.errors import DeployerError
+from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, DeployerError
 from deployer.inventory import load_inventory
 from deployer.model import Host, Inventory
 from deployer.selection import select_hosts
@@ -123,6 +127,127 @@ def render(inventory_path: Path, limit: str | None, out: Path | None, show_secre
             target.write_text(file.content, encoding="utf-8")
             target.chmod(0o600 if file.secret else 0o644)
             click.echo(str(target))
+
+
+def _progress(quiet: bool):
+    lock = threading.Lock()
+
+    def report(host: str, message: str) -> None:
+        if not quiet:
+            with lock:
+                click.echo(f"{host}: {message}", err=True)
+
+    return report
+
+
+def _summary(results: list) -> None:
+    width = max([len(r.host) for r in results] + [4])
+    click.echo(f"{'HOST':<{width}}  {'STATUS':<12} {'RELEASE':<28} {'SECONDS':>7}  ERROR")
+    for r in results:
+        click.echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
+
+
+def exit_code_for(results: list) -> int:
+    statuses = {r.status for r in results}
+    if statuses & {"failed", "rolled-back", "skipped"}:
+        return EXIT_FAILED
+    if "locked" in statuses:
+        return EXIT_LOCKED
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def cancellable():
+    """Turn SIGTERM (a cancelled CI job) into the same path as Ctrl-C: workers stop, roll back, unlock."""
+    cancel = threading.Event()
+
+    def on_term(signum, frame):  # noqa: ANN001
+        cancel.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_cancellable(func, cancel: threading.Event):
+    """Run ``func`` in a worker thread so Ctrl-C/SIGTERM reach us; on either, ask it to stop and wait."""
+    box: dict = {}
+
+    def target() -> None:
+        try:
+            box["result"] = func()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    while worker.is_alive():
+        try:
+            worker.join(0.2)
+        except KeyboardInterrupt:
+            cancel.set()
+            click.echo("cancelling: finishing the current step on each host, rolling back and unlocking", err=True)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+@main.command()
+@inventory_option
+@limit_option
+@click.option("--serial", type=click.IntRange(min=1), help="Deploy N hosts at a time; stop after a failed batch.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result document on stdout, nothing else.")
+def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json: bool) -> None:
+    """Deploy the app: new release, validated configs, switch, reload, health check, rollback on failure."""
+    from deployer import rollout
+
+    inventory, hosts = load(inventory_path, limit)
+    with cancellable() as cancel:
+        results = run_cancellable(
+            lambda: rollout.deploy(inventory, hosts, serial=serial, progress=_progress(False), cancel=cancel), cancel)
+    if as_json:
+        click.echo(json.dumps({"results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        _summary(results)
+    sys.exit(130 if cancel.is_set() else exit_code_for(results))
+
+
+@main.command()
+@inventory_option
+@limit_option
+def plan(inventory_path: Path, limit: str | None) -> None:
+    """Show what a deploy would do on each host, changing nothing."""
+    from deployer import rollout
+    from deployer.release import build_artifact, short_hash
+
+    inventory, hosts = load(inventory_path, limit)
+    files = rollout.render_all(inventory, hosts, reveal_secrets=True)
+    secrets = rollout.secrets_of(inventory)
+    with rollout.Session(inventory, hosts) as session:
+        facts = rollout.gather_all(session, files)
+        artifact = build_artifact(inventory.app, python=rollout.host_python(facts))
+        target = rollout.Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
+        plans = rollout.plan_all(session, files, facts, target)
+    failed = False
+    for host in hosts:
+        if host.name in session.errors:
+            click.echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
+            failed = True
+            continue
+        p = plans[host.name]
+        state = "unchanged" if p.unchanged else "would change"
+        click.echo(f"== {host.name} ({host.address}): {state}")
+        for problem in p.problems:
+            click.echo(f"  ! {problem}")
+        if not p.unchanged:
+            for step in p.steps():
+                click.echo(f"  - {step}")
+        for change in p.changes:
+            click.echo(change.diff(secrets), nl=False)
+    sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,371 @@
+"""Carry out one host's plan over its connection, with a rollback for every failure.
+
+Stages, in order (Capistrano's fixed, named stages):
+  lock -> prepare (nothing live) -> configs (installed, validated, restored on
+  failure) -> go live (switch, restart, reload) -> gate (serving release and
+  health) -> record and prune -> unlock (always, also on errors and Ctrl-C).
+A failure after configs were installed rolls back to the previous release and
+its configs, reloads, and checks health again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import PurePosixPath
+
+from deployer import commands as cmd
+from deployer.connection import CommandFailed, Remote
+from deployer.errors import DeployerError
+from deployer.facts import Facts, facts_command, parse_facts
+from deployer.layout import Layout
+from deployer.model import Inventory
+from deployer.plan import HostPlan, process_marker, required_links, required_packages, service_units
+from deployer.render import RenderedFile
+
+HEALTH_DEADLINE = 30.0
+SERVING_DEADLINE = 15.0
+
+
+class StepFailed(DeployerError):
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"{stage}: {message}")
+        self.stage = stage
+
+
+class Cancelled(DeployerError):
+    pass
+
+
+@dataclass
+class HostResult:
+    host: str
+    status: str  # deployed | unchanged | failed | rolled-back | locked
+    release: str | None
+    seconds: float = 0.0
+    error: str | None = None
+    previous: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"host": self.host, "status": self.status, "release": self.release,
+                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error}
+
+
+def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile, ...]) -> Facts:
+    """One read-only round trip: everything the planner compares against."""
+    app, host = inventory.app, remote.host
+    layout = Layout.of(app, host)
+    command = facts_command(
+        layout,
+        user=app.user,
+        packages=required_packages(host),
+        files=tuple(f.path for f in files),
+        links=tuple(link.path for link in required_links(app, host)),
+        units=service_units(app, host),
+        process_markers=process_marker(app, host),
+    )
+    result = remote.run(command, check=False)
+    if not result.ok:
+        raise DeployerError(f"{host.name}: cannot read host state: {(result.stderr.strip() or result.stdout.strip())[-300:]}")
+    return parse_facts(result.stdout)
+
+
+def lock_info(command: str) -> dict[str, object]:
+    import os
+
+    return {"holder": f"{getpass.getuser()}@{socket.gethostname()}", "pid": os.getpid(), "command": command,
+            "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+@dataclass
+class Applier:
+    remote: Remote
+    inventory: Inventory
+    plan: HostPlan
+    files: tuple[RenderedFile, ...]
+    artifact: object  # deployer.release.Artifact (app_tarball, wheels_tarball, wheel_names, req_hash)
+    progress: Callable[[str, str], None] = lambda host, message: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    command: str = "deploy"
+
+    def __post_init__(self) -> None:
+        self.layout = self.plan.layout
+        self.host = self.plan.host
+        self.installed: list[PurePosixPath] = []
+        self.links_made: list = []
+        self.live = False  # True once anything a running service reads has changed
+
+    # -- helpers -------------------------------------------------------------
+
+    def say(self, message: str) -> None:
+        self.progress(self.host.name, message)
+
+    def run(self, stage: str, argv: cmd.Command, timeout: float | None = None) -> str:
+        if self.cancel.is_set():
+            raise Cancelled("cancelled")
+        try:
+            return self.remote.run(argv, timeout=timeout).stdout
+        except CommandFailed as exc:
+            raise StepFailed(stage, str(exc)) from None
+
+    # -- the rollout ------------------------------------------------------------
+
+    def apply(self) -> HostResult:
+        started = time.monotonic()
+        plan = self.plan
+        result = HostResult(self.host.name, "deployed", plan.release_id, previous=plan.previous)
+        locked = False
+        try:
+            self.lock()
+            locked = True
+            self.prepare()
+            self.install_configs()
+            self.go_live()
+            self.gate()
+            self.record("deployed")
+            self.prune()
+        except LockHeld as exc:
+            result.error, result.status = str(exc), "locked"
+        except (StepFailed, Cancelled, CommandFailed) as exc:
+            result.error = str(exc)
+            result.status = self.recover(exc) if locked else "failed"
+        except Exception as exc:  # connection lost and the like: still try to leave the host sane
+            result.error = f"{type(exc).__name__}: {exc}"
+            result.status = self.recover(exc) if locked else "failed"
+        finally:
+            if locked:
+                self._quiet(cmd.release_lock(self.layout))
+            self._quiet_cleanup()
+            result.seconds = time.monotonic() - started
+        return result
+
+    def lock(self) -> None:
+        outcome = self.remote.run(cmd.sh('mkdir -p "$1"', self.layout.state_dir), check=False)
+        if not outcome.ok:
+            raise StepFailed("lock", outcome.stderr.strip())
+        taken = self.remote.run(cmd.take_lock(self.layout, lock_info(self.command)), check=False)
+        if not taken.ok:
+            raise LockHeld(self.host.name, self.read_lock())
+
+    def read_lock(self) -> str:
+        out = self.remote.run(("cat", str(self.layout.state_dir / "lock" / "info")), check=False)
+        return out.stdout.strip() or "unknown holder"
+
+    def prepare(self) -> None:
+        """Everything that does not touch what runs: packages, user, release, venv."""
+        plan, app = self.plan, self.inventory.app
+        if plan.problems:
+            raise StepFailed("preflight", "; ".join(p for p in plan.problems if p != "locked"))
+        if plan.install_packages:
+            self.say(f"installing {' '.join(plan.install_packages)}")
+            try:
+                self.run("packages", cmd.apt_install(plan.install_packages), timeout=600)
+            except StepFailed as exc:
+                raise StepFailed("packages", f"cannot install {' '.join(plan.install_packages)}: {exc}") from None
+        if plan.create_user:
+            self.run("user", cmd.create_user(app.user, self.layout.app_root))
+        self.run("dirs", cmd.prepare_dirs(self.layout, app.user, self.host.ssh_user, app.shared))
+        art = self.artifact
+        if plan.build_venv:
+            self.say("building virtualenv")
+            from deployer.release import venv_commands
+
+            wheels = self.remote.upload(art.wheels_tarball, "wheels.tar")
+            wheels_dir = self.remote.staging() / "wheels"
+            self.run("venv", ("rm", "-rf", "--", str(self.layout.venvs / art.req_hash)))
+            self.run("venv", ("sh", "-c", 'mkdir -p "$1" && tar -xf "$2" -C "$1"', "sh", str(wheels_dir), str(wheels)))
+            pip = next(n for n in art.wheel_names if n.startswith("pip-"))
+            for step in venv_commands(self.layout, art.req_hash, wheels_dir, pip):
+                self.run("venv", step, timeout=600)
+        if plan.upload_release:
+            self.say(f"uploading release {plan.release_id}")
+            tarball = self.remote.upload(art.app_tarball, "app.tar.gz")
+            self.run("release", cmd.unpack_release(self.layout, plan.release_id, tarball, art.req_hash, app.shared))
+        else:
+            self.run("release", cmd.relink_venv(self.layout, plan.release_id, art.req_hash))
+            self.run("release", cmd.clear_bad(self.layout, plan.release_id))
+
+    def install_configs(self) -> None:
+        """Put changed configs in place with a backup, enable links, then run the real checkers."""
+        plan = self.plan
+        snapshot = self.layout.release(plan.release_id) / ".deployer" / "config"
+        entries = []
+        for index, file in enumerate(self.files):
+            staged = self.remote.upload(file.content.encode("utf-8"), f"file{index}")
+            entries.append((f"{file.mode:04o}", file.owner, file.group, staged, snapshot / str(file.path).lstrip("/")))
+            if any(c.file.path == file.path for c in plan.changes):
+                entries.append((f"{file.mode:04o}", file.owner, file.group, staged, file.path))
+        targets = [c.file.path for c in plan.changes]
+        if not targets and not plan.links:
+            self.run("configs", cmd.install_files(entries))  # snapshot only
+            return
+        self.say(f"installing {len(targets)} config file(s)")
+        self.run("configs", cmd.backup_files(targets))
+        self.installed = targets
+        self.live = True  # from here on a failure restores files
+        self.run("configs", cmd.install_files(entries))
+        for link in plan.links:
+            self.run("configs", link.enable)
+            self.links_made.append(link)
+        self.validate()
+
+    def validate(self) -> None:
+        checks = {c.file.check for c in self.plan.changes} | ({self.host.proxy if self.host.proxy == "nginx" else "apache"} if self.plan.links else set())
+        if "systemd" in checks:
+            units = [str(c.file.path) for c in self.plan.changes if c.file.check == "systemd"]
+            self.run("validate", ("systemd-analyze", "verify", *units))
+        if "nginx" in checks:
+            self.run("validate", ("nginx", "-t", "-q"))
+        if "apache" in checks:
+            self.run("validate", ("apache2ctl", "-t"))
+
+    def go_live(self) -> None:
+        plan = self.plan
+        self.live = True
+        if plan.units_changed:
+            self.run("reload", cmd.systemctl("daemon-reload"))
+        if plan.switch:
+            self.say(f"switching to {plan.release_id}")
+            self.run("switch", cmd.switch_current(self.layout, plan.release_id))
+        self.restart(plan.enable_units, plan.restart_app, plan.reload_proxy)
+
+    def restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
+        proxy = service_units(self.inventory.app, self.host)[-1]
+        sockets = [u for u in enable if u.endswith(".socket")]
+        if sockets:
+            self.run("start", cmd.systemctl("enable", "--now", *sockets))
+        if restart_app and self.plan.services:
+            self.run("restart", cmd.systemctl("restart", *self.plan.services), timeout=120)
+        others = [u for u in enable if not u.endswith(".socket")]
+        if others:
+            self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
+        if reload_proxy and proxy not in enable:
+            self.run("reload", cmd.systemctl("reload-or-restart", proxy), timeout=120)
+
+    def gate(self) -> None:
+        """Prove the new release is what serves, then that it is healthy through the proxy."""
+        release_path = str(self.layout.release(self.plan.release_id))
+        deadline = time.monotonic() + SERVING_DEADLINE
+        while True:
+            facts = gather_facts(self.remote, self.inventory, ())
+            serving = {k: v for k, v in facts.serving.items()}
+            wrong = {k: v for k, v in serving.items() if v != release_path}
+            missing = [s for s in self.plan.services if s not in serving] + [m for m in process_marker(self.inventory.app, self.host) if m not in serving]
+            if not wrong and not missing:
+                break
+            if time.monotonic() > deadline:
+                detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
+                raise StepFailed("serving", f"expected {release_path}: {detail}")
+            time.sleep(0.3)
+        host = self.host
+        scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
+        self.say(f"health check {scheme}://{host.server_name}:{port}{self.inventory.app.health}")
+        outcome = self.remote.run(cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE),
+                                  check=False, timeout=HEALTH_DEADLINE + 15)
+        if not outcome.ok:
+            raise StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within {HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}")
+        if self.installed:
+            self._quiet(cmd.drop_backups(self.installed))
+
+    def record(self, result: str) -> None:
+        record = {"release": self.plan.release_id, "previous": self.plan.previous, "result": result,
+                  "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "user": getpass.getuser(), "controller": socket.gethostname(), "command": self.command}
+        self._quiet(cmd.append_log(self.layout, record))
+
+    def prune(self) -> None:
+        facts = gather_facts(self.remote, self.inventory, ())
+        doomed = prune_releases(facts, self.inventory.app.keep_releases)
+        if doomed:
+            self.say(f"pruning {len(doomed)} old release(s)")
+            self.run("prune", cmd.remove_paths(self.layout.release(r) for r in doomed))
+            facts = gather_facts(self.remote, self.inventory, ())
+        used = {r.venv for r in facts.releases}
+        unused = [v for v in facts.venvs if v not in used]
+        if unused:
+            self.run("prune", cmd.remove_paths(self.layout.venvs / v for v in unused))
+
+    # -- failure ------------------------------------------------------------
+
+    def recover(self, exc: BaseException) -> str:
+        """Undo what this deploy changed. Returns the host's final status."""
+        plan = self.plan
+        self.say(f"failed: {exc}")
+        if plan.release_id != plan.previous:
+            self._quiet(cmd.mark_bad(self.layout, plan.release_id, str(exc)[:500]))
+        if not self.live:
+            self.record("failed")
+            return "failed"
+        self.say("rolling back")
+        if self.installed:
+            self._quiet(cmd.restore_files(self.installed))
+        for link in self.links_made:
+            self._quiet(("rm", "-f", str(link.path)))
+        if plan.units_changed:
+            self._quiet(cmd.systemctl("daemon-reload"))
+        if plan.previous is None:
+            units = [u for u in service_units(self.inventory.app, self.host)[:-1]]
+            if units:
+                self._quiet(cmd.systemctl("disable", "--now", *units))
+            self._quiet(("rm", "-f", str(self.layout.current)))
+            self._quiet(cmd.systemctl("reload-or-restart", service_units(self.inventory.app, self.host)[-1]))
+            self.record("failed")
+            return "failed"
+        self._quiet(cmd.switch_current(self.layout, plan.previous))
+        if plan.services:
+            self._quiet(cmd.systemctl("restart", *plan.services))
+        self._quiet(cmd.systemctl("reload-or-restart", service_units(self.inventory.app, self.host)[-1]))
+        host = self.host
+        scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
+        healthy = self._quiet(cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE))
+        self.record("rolled-back" if healthy else "rollback-unhealthy")
+        return "rolled-back" if healthy else "failed"
+
+    def _quiet(self, argv: cmd.Command) -> bool:
+        """Run a clean-up command; its failure must not hide the original error."""
+        try:
+            return self.remote.run(argv, check=False, timeout=120).ok
+        except Exception:  # noqa: BLE001 - best effort by design
+            return False
+
+    def _quiet_cleanup(self) -> None:
+        try:
+            self.remote.cleanup()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class LockHeld(DeployerError):
+    exit_code = 3
+
+    def __init__(self, host: str, holder: str) -> None:
+        super().__init__(f"{host}: locked by another deploy: {holder} (run 'deployer unlock' if it is dead)")
+
+
+def prune_releases(facts: Facts, keep: int) -> list[str]:
+    """Releases to delete: never current, never the newest good one before it, keep ``keep`` good ones.
+
+    Bad releases do not count towards ``keep`` (Capistrano #1907 deleted the last good one that way).
+    """
+    ordered = sorted(facts.releases, key=lambda r: r.id, reverse=True)
+    current = facts.current
+    protected = {current}
+    older_good = [r.id for r in ordered if not r.bad and current is not None and r.id < current]
+    if older_good:
+        protected.add(older_good[0])
+    kept_good = 0
+    doomed = []
+    for release in ordered:
+        if release.id in protected:
+            kept_good += 0 if release.bad else 1
+            continue
+        if release.bad or kept_good >= keep:
+            doomed.append(release.id)
+        else:
+            kept_good += 1
+    return doomed

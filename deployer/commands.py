@@ -1,0 +1,176 @@
+"""Command builders: every remote action as an argument tuple. Pure, no I/O.
+
+Multi-step actions that must happen together use a constant ``sh -c`` script
+whose inputs arrive as positional arguments ("$1"...), never pasted into the
+script text, so no value can change what the shell parses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import PurePosixPath
+
+from deployer.layout import Layout
+
+Command = tuple[str, ...]
+
+
+def sh(script: str, *args: object) -> Command:
+    return ("sh", "-c", script, "sh", *(str(a) for a in args))
+
+
+def apt_install(packages: Iterable[str]) -> Command:
+    return ("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+            "--no-install-recommends", *packages)
+
+
+def create_user(name: str, home: PurePosixPath) -> Command:
+    """A system user with no login shell and no password: the app's identity."""
+    return ("useradd", "--system", "--user-group", "--home-dir", str(home), "--no-create-home",
+            "--shell", "/usr/sbin/nologin", name)
+
+
+def prepare_dirs(layout: Layout, user: str, ssh_user: str, shared: Iterable[str]) -> Command:
+    script = (
+        'set -e; root=$1 user=$2 ssh_user=$3; shift 3\n'
+        'install -d -m 0755 "$root" "$root/releases" "$root/venvs"\n'
+        'install -d -m 0755 -o "$user" -g "$user" "$root/shared"\n'
+        'install -d -m 0700 "$root/.deployer"\n'
+        'install -d -m 0700 -o "$ssh_user" "$root/.deployer/uploads"\n'
+        'for p in "$@"; do install -d -m 0750 -o "$user" -g "$user" "$root/shared/$p"; done\n'
+    )
+    return sh(script, layout.app_root, user, ssh_user, *shared)
+
+
+def take_lock(layout: Layout, info: dict[str, object]) -> Command:
+    """``mkdir`` is atomic: exactly one deploy creates the lock directory."""
+    script = 'set -e; mkdir "$1"; printf "%s\\n" "$2" > "$1/info"'
+    return sh(script, layout.state_dir / "lock", json.dumps(info, sort_keys=True))
+
+
+def release_lock(layout: Layout) -> Command:
+    return ("rm", "-rf", "--", str(layout.state_dir / "lock"))
+
+
+def unpack_release(layout: Layout, release_id: str, tarball: PurePosixPath, req_hash: str,
+                   shared: Iterable[str]) -> Command:
+    """Unpack into a temp dir, link venv and shared paths, then rename: a release appears whole or not at all."""
+    script = (
+        'set -e; final=$1 tar=$2 venv=$3 shared_root=$4; shift 4; tmp="$final.partial"\n'
+        'rm -rf "$tmp"; mkdir -p "$tmp"\n'
+        'tar -xzf "$tar" -C "$tmp" --no-same-owner --no-same-permissions\n'
+        'chmod -R u=rwX,go=rX "$tmp"\n'
+        'ln -sfn "../../venvs/$venv" "$tmp/.venv"\n'
+        'for p in "$@"; do rm -rf "$tmp/$p"; mkdir -p "$(dirname "$tmp/$p")"; ln -s "$shared_root/$p" "$tmp/$p"; done\n'
+        'mkdir -p "$tmp/.deployer"; rm -f "$tar"\n'
+        'mv -T "$tmp" "$final"\n'
+    )
+    return sh(script, layout.release(release_id), tarball, req_hash, layout.shared, *shared)
+
+
+def relink_venv(layout: Layout, release_id: str, req_hash: str) -> Command:
+    return ("ln", "-sfn", f"../../venvs/{req_hash}", str(layout.release(release_id) / ".venv"))
+
+
+def install_files(entries: Iterable[tuple[str, str, str, PurePosixPath, PurePosixPath]]) -> Command:
+    """Install staged files: (mode, owner, group, source, target) each, written beside then renamed."""
+    script = (
+        'set -e\n'
+        'while [ $# -gt 0 ]; do\n'
+        '  mkdir -p "$(dirname "$5")"\n'
+        '  install -m "$1" -o "$2" -g "$3" "$4" "$5.deployer-new"\n'
+        '  mv -f "$5.deployer-new" "$5"\n'
+        '  shift 5\n'
+        'done\n'
+    )
+    args: list[object] = []
+    for mode, owner, group, source, target in entries:
+        args += [mode, owner, group, source, target]
+    return sh(script, *args)
+
+
+def backup_files(targets: Iterable[PurePosixPath]) -> Command:
+    """Keep the live version of each file as ``.deployer-old`` (or note it was absent)."""
+    script = (
+        'set -e\n'
+        'for f in "$@"; do\n'
+        '  rm -f "$f.deployer-old" "$f.deployer-absent"\n'
+        '  if [ -e "$f" ]; then cp -a "$f" "$f.deployer-old"; else : > "$f.deployer-absent"; fi\n'
+        'done\n'
+    )
+    return sh(script, *targets)
+
+
+def restore_files(targets: Iterable[PurePosixPath]) -> Command:
+    script = (
+        'for f in "$@"; do\n'
+        '  if [ -e "$f.deployer-old" ]; then mv -f "$f.deployer-old" "$f";\n'
+        '  elif [ -e "$f.deployer-absent" ]; then rm -f "$f" "$f.deployer-absent"; fi\n'
+        'done\n'
+    )
+    return sh(script, *targets)
+
+
+def drop_backups(targets: Iterable[PurePosixPath]) -> Command:
+    return sh('for f in "$@"; do rm -f "$f.deployer-old" "$f.deployer-absent"; done', *targets)
+
+
+def symlink(target: str, link: PurePosixPath) -> Command:
+    return ("ln", "-sfn", target, str(link))
+
+
+def switch_current(layout: Layout, release_id: str) -> Command:
+    """``ln -s`` to a temp name, then rename over ``current``: readers see old or new, never none."""
+    tmp = layout.app_root / ".current.tmp"
+    return sh('set -e; ln -sfn "$1" "$2"; mv -T "$2" "$3"', f"releases/{release_id}", tmp, layout.current)
+
+
+def systemctl(*args: str) -> Command:
+    return ("systemctl", *args)
+
+
+def mark_bad(layout: Layout, release_id: str, reason: str) -> Command:
+    return sh('mkdir -p "$1" && printf "%s\\n" "$2" > "$1/BAD"', layout.release(release_id) / ".deployer", reason)
+
+
+def clear_bad(layout: Layout, release_id: str) -> Command:
+    return ("rm", "-f", str(layout.release(release_id) / ".deployer" / "BAD"))
+
+
+def append_log(layout: Layout, record: dict[str, object]) -> Command:
+    return sh('printf "%s\\n" "$2" >> "$1"', layout.state_dir / "releases.log", json.dumps(record, sort_keys=True))
+
+
+def remove_paths(paths: Iterable[PurePosixPath]) -> Command:
+    return ("rm", "-rf", "--", *(str(p) for p in paths))
+
+
+HEALTH_PROGRAM = r"""
+import http.client, socket, ssl, sys, time
+scheme, port, host, path, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
+end = time.monotonic() + deadline
+last = "no answer"
+while True:
+    try:
+        if scheme == "https":
+            ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", path, headers={"Host": host, "User-Agent": "deployer-health"})
+        resp = conn.getresponse(); resp.read()
+        if 200 <= resp.status < 300:
+            print(resp.status); sys.exit(0)
+        last = "HTTP %d" % resp.status
+    except (OSError, http.client.HTTPException) as exc:
+        last = str(exc) or type(exc).__name__
+    if time.monotonic() > end:
+        print(last); sys.exit(1)
+    time.sleep(0.2)
+"""
+
+
+def health_check(scheme: str, port: int, host_header: str, path: str, deadline: float) -> Command:
+    """Request ``path`` through the proxy on the host itself, retrying until ``deadline`` seconds."""
+    return ("python3", "-c", HEALTH_PROGRAM, scheme, str(port), host_header, path, str(deadline))

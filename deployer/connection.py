@@ -1,0 +1,168 @@
+"""One SSH connection per host (Fabric), with host-key checking that means something.
+
+Fabric's own default accepts any host key (AutoAddPolicy); here ``strict``
+rejects unknown keys and ``accept-new`` records a key seen for the first time
+(trust on first use) but still refuses a changed one, as OpenSSH does.
+This is the only module that talks to hosts; everything it runs is an argument
+tuple joined with ``shlex.join`` here, at the edge.
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import threading
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import fabric
+import paramiko
+
+from deployer.errors import DeployerError
+from deployer.model import Host
+from deployer.secret import Secret, mask_text
+
+Command = tuple[str, ...]
+_known_hosts_lock = threading.Lock()
+
+
+class ConnectError(DeployerError):
+    pass
+
+
+class CommandFailed(DeployerError):
+    def __init__(self, host: str, argv: Command, result: "CommandResult") -> None:
+        self.host, self.argv, self.result = host, argv, result
+        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
+        super().__init__(f"{shlex.join(argv)} exited {result.code}" + (": " + " | ".join(detail) if detail else ""))
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """Record an unknown host key in the known_hosts file, like ``StrictHostKeyChecking=accept-new``.
+
+    A *changed* key never reaches this policy: paramiko raises BadHostKeyException first.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        with _known_hosts_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="ascii") as handle:
+                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
+
+
+def known_hosts_path(host: Host) -> Path:
+    return host.known_hosts or Path.home() / ".ssh" / "known_hosts"
+
+
+def make_client(host: Host) -> paramiko.SSHClient:
+    """An SSHClient that trusts only keys in the host's known_hosts file."""
+    client = paramiko.SSHClient()
+    path = known_hosts_path(host)
+    if path.exists():
+        client.load_host_keys(str(path))
+    elif host.host_key_policy == "strict":
+        raise ConnectError(f"known_hosts file {path} not found (host_key_policy strict needs it)")
+    if host.host_key_policy == "accept-new":
+        client.set_missing_host_key_policy(AcceptNewPolicy(path))
+    else:
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return client
+
+
+class Remote:
+    """A host reached over SSH: run commands, upload files. Not thread-safe: one per host."""
+
+    def __init__(self, host: Host, secrets: tuple[Secret, ...] = (), connect_timeout: int = 10) -> None:
+        self.host = host
+        self.secrets = secrets
+        connect_kwargs: dict[str, object] = {"allow_agent": host.ssh_key is None, "look_for_keys": host.ssh_key is None}
+        if host.ssh_key is not None:
+            connect_kwargs["key_filename"] = str(host.ssh_key)
+        self._conn = fabric.Connection(
+            host.address,
+            user=host.ssh_user,
+            port=host.ssh_port,
+            connect_kwargs=connect_kwargs,
+            connect_timeout=connect_timeout,
+            config=fabric.Config(ssh_config=paramiko.SSHConfig()),
+        )
+        self._conn.client = make_client(host)
+        self._staging: PurePosixPath | None = None
+
+    def open(self) -> None:
+        try:
+            self._conn.open()
+        except paramiko.BadHostKeyException as exc:
+            raise ConnectError(
+                f"{self.host.name}: host key for {self.host.address} does not match {known_hosts_path(self.host)} "
+                f"(possible man-in-the-middle; got {exc.key.get_name()})"
+            ) from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise ConnectError(
+                    f"{self.host.name}: host key for {self.host.address} is not in {known_hosts_path(self.host)} "
+                    "(host_key_policy strict; add it, or use accept-new for a first connection)"
+                ) from None
+            raise ConnectError(f"{self.host.name}: ssh {self.host.ssh_user}@{self.host.address}:{self.host.ssh_port}: {exc}") from None
+        except OSError as exc:
+            raise ConnectError(f"{self.host.name}: cannot connect to {self.host.address}:{self.host.ssh_port}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "Remote":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wrap(self, argv: Command) -> str:
+        """The command line sent: ``sudo -n`` in front when the host says ``become``."""
+        if self.host.become:
+            argv = ("sudo", "-n", "--") + tuple(argv)
+        return shlex.join(argv)
+
+    def run(self, argv: Command, *, check: bool = True, timeout: float | None = None) -> CommandResult:
+        raw = self._conn.run(self.wrap(argv), hide=True, warn=True, in_stream=False, timeout=timeout)
+        result = CommandResult(raw.exited, mask_text(raw.stdout, self.secrets), mask_text(raw.stderr, self.secrets))
+        if check and not result.ok:
+            raise CommandFailed(self.host.name, argv, result)
+        return result
+
+    def staging(self) -> PurePosixPath:
+        """A private temp dir owned by the SSH user, for uploads before ``sudo`` moves them."""
+        if self._staging is None:
+            out = self._conn.run(shlex.join(("mktemp", "-d", "/tmp/deployer.XXXXXXXX")), hide=True, in_stream=False)
+            self._staging = PurePosixPath(out.stdout.strip())
+        return self._staging
+
+    def upload(self, local: Path | bytes, name: str) -> PurePosixPath:
+        """Put a local file (or bytes) into the staging dir; return its remote path."""
+        remote = self.staging() / name
+        sftp = self._conn.sftp()
+        if isinstance(local, bytes):
+            sftp.putfo(io.BytesIO(local), str(remote))
+        else:
+            sftp.put(str(local), str(remote))
+        return remote
+
+    def cleanup(self) -> None:
+        if self._staging is not None:
+            self._conn.run(shlex.join(("rm", "-rf", "--", str(self._staging))), hide=True, warn=True, in_stream=False)
+            self._staging = None

@@ -1,0 +1,183 @@
+"""What a host looks like now, gathered in ONE round trip, and parsed purely.
+
+A fact is a command plus a parser (as in pyinfra). All facts a deploy needs
+come from one small Python program run on the host, so a no-change deploy
+costs a single SSH command per host. The parser is pure and tested with
+recorded outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from deployer.layout import Layout
+
+Command = tuple[str, ...]
+
+# Runs on the host as root (or via sudo). Reads only. argv[1] is a JSON query.
+FACTS_PROGRAM = r"""
+import hashlib, json, os, pwd, shutil, subprocess, sys
+q = json.loads(sys.argv[1])
+out = {"python": "%d.%d.%d" % sys.version_info[:3], "files": {}, "links": {}, "units": {}, "serving": {}}
+root = q["app_root"]
+def run(*argv):
+    try:
+        return subprocess.run(argv, capture_output=True, text=True).stdout
+    except OSError:
+        return ""
+probe = root
+while not os.path.exists(probe):
+    probe = os.path.dirname(probe)
+st = os.statvfs(probe)
+out["disk_free_mb"] = st.f_bavail * st.f_frsize // 2**20
+pkgs = run("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *q["packages"])
+installed = {l.split()[0] for l in pkgs.splitlines() if l.endswith(" installed")}
+out["packages"] = {p: p in installed for p in q["packages"]}
+try:
+    pw = pwd.getpwnam(q["user"])
+    out["user"] = {"uid": pw.pw_uid, "shell": pw.pw_shell, "home": pw.pw_dir}
+except KeyError:
+    out["user"] = None
+cur = os.path.join(root, "current")
+out["current"] = os.path.basename(os.readlink(cur)) if os.path.islink(cur) else None
+rels = []
+rdir = os.path.join(root, "releases")
+for name in sorted(os.listdir(rdir)) if os.path.isdir(rdir) else []:
+    meta = os.path.join(rdir, name, ".deployer")
+    if name.startswith(".") or not os.path.isdir(meta):
+        continue
+    rels.append({"id": name, "bad": os.path.exists(os.path.join(meta, "BAD")),
+                 "venv": os.path.basename(os.readlink(os.path.join(rdir, name, ".venv"))) if os.path.islink(os.path.join(rdir, name, ".venv")) else None})
+out["releases"] = rels
+vdir = os.path.join(root, "venvs")
+out["venvs"] = sorted(v for v in os.listdir(vdir) if os.path.exists(os.path.join(vdir, v, ".complete"))) if os.path.isdir(vdir) else []
+try:
+    with open(os.path.join(root, ".deployer", "lock", "info")) as f:
+        out["lock"] = json.load(f)
+except FileNotFoundError:
+    out["lock"] = {"holder": "unknown (lock dir without info)"} if os.path.isdir(os.path.join(root, ".deployer", "lock")) else None
+except ValueError:
+    out["lock"] = {"holder": "unknown (unreadable lock info)"}
+for path in q["files"]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+        st = os.stat(path)
+        out["files"][path] = {"sha256": hashlib.sha256(data).hexdigest(), "mode": st.st_mode & 0o7777,
+                              "content": data.decode("utf-8", "replace")}
+    except FileNotFoundError:
+        out["files"][path] = None
+for path in q["links"]:
+    out["links"][path] = os.readlink(path) if os.path.islink(path) else None
+for unit in q["units"]:
+    show = run("systemctl", "show", unit, "-p", "ActiveState,UnitFileState,MainPID")
+    props = dict(l.split("=", 1) for l in show.splitlines() if "=" in l)
+    out["units"][unit] = {"active": props.get("ActiveState", ""), "enabled": props.get("UnitFileState", ""),
+                          "pid": int(props.get("MainPID") or 0)}
+    pid = out["units"][unit]["pid"]
+    if pid:
+        try:
+            out["serving"][unit] = os.readlink("/proc/%d/cwd" % pid)
+        except OSError:
+            pass
+for marker in q["process_markers"]:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                if f.read().split(b"\0")[0] == marker.encode():
+                    out["serving"][marker] = os.readlink("/proc/%s/cwd" % pid)
+                    break
+        except OSError:
+            pass
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    bad: bool = False
+    venv: str | None = None
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    sha256: str
+    mode: int
+    content: str
+
+
+@dataclass(frozen=True)
+class Unit:
+    active: str
+    enabled: str
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class Facts:
+    python: str
+    disk_free_mb: int
+    packages: dict[str, bool]
+    user: dict | None
+    current: str | None
+    releases: tuple[Release, ...]
+    venvs: tuple[str, ...]
+    lock: dict | None
+    files: dict[str, LiveFile | None] = field(default_factory=dict)
+    links: dict[str, str | None] = field(default_factory=dict)
+    units: dict[str, Unit] = field(default_factory=dict)
+    serving: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def python_version(self) -> tuple[int, int]:
+        major, minor = self.python.split(".")[:2]
+        return int(major), int(minor)
+
+    def release(self, release_id: str | None) -> Release | None:
+        return next((r for r in self.releases if r.id == release_id), None)
+
+    def missing_packages(self) -> tuple[str, ...]:
+        return tuple(name for name, ok in self.packages.items() if not ok)
+
+
+def facts_command(
+    layout: Layout,
+    *,
+    user: str,
+    packages: tuple[str, ...],
+    files: tuple[PurePosixPath, ...],
+    links: tuple[PurePosixPath, ...],
+    units: tuple[str, ...],
+    process_markers: tuple[str, ...] = (),
+) -> Command:
+    query = {
+        "app_root": str(layout.app_root),
+        "user": user,
+        "packages": list(packages),
+        "files": [str(p) for p in files],
+        "links": [str(p) for p in links],
+        "units": list(units),
+        "process_markers": list(process_markers),
+    }
+    return ("python3", "-c", FACTS_PROGRAM, json.dumps(query, separators=(",", ":")))
+
+
+def parse_facts(stdout: str) -> Facts:
+    data = json.loads(stdout)
+    return Facts(
+        python=data["python"],
+        disk_free_mb=int(data["disk_free_mb"]),
+        packages=dict(data["packages"]),
+        user=data["user"],
+        current=data["current"],
+        releases=tuple(Release(**r) for r in data["releases"]),
+        venvs=tuple(data["venvs"]),
+        lock=data["lock"],
+        files={k: LiveFile(**v) if v else None for k, v in data["files"].items()},
+        links=dict(data["links"]),
+        units={k: Unit(**v) for k, v in data["units"].items()},
+        serving=dict(data["serving"]),
+    )

@@ -1,0 +1,234 @@
+"""Desired state vs. facts -> what a deploy must do on one host. Pure.
+
+The planner decides; the applier only executes. ``deployer plan`` prints this
+same object, so a dry run cannot take a branch the real deploy would not.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from deployer.commands import Command
+from deployer.facts import Facts
+from deployer.layout import Layout
+from deployer.model import App, Host, Inventory
+from deployer.render import (
+    RenderedFile,
+    apache_confs,
+    apache_modules,
+    apache_sites,
+    app_units,
+    proxy_service,
+    site_path,
+)
+from deployer.secret import mask_text
+
+MIN_PYTHON = (3, 9)
+MIN_FREE_MB = 200
+BASE_PACKAGES = ("python3", "python3-venv", "tar")
+
+
+def required_packages(host: Host) -> tuple[str, ...]:
+    """Debian packages this host's server and proxy need."""
+    packages = list(BASE_PACKAGES)
+    packages.append("nginx" if host.proxy == "nginx" else "apache2")
+    if host.server == "uwsgi":
+        packages += ["uwsgi", "uwsgi-plugin-python3"]
+    elif host.server == "mod_wsgi":
+        packages.append("libapache2-mod-wsgi-py3")
+    return tuple(packages)
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link the proxy needs (site enabled, module loaded): path -> target."""
+
+    path: PurePosixPath
+    target: str
+    enable: Command  # the idempotent command that creates it
+
+
+def required_links(app: App, host: Host) -> tuple[Link, ...]:
+    if host.proxy == "nginx":
+        available = site_path(app, host)
+        enabled = PurePosixPath("/etc/nginx/sites-enabled") / available.name
+        return (Link(enabled, str(available), ("ln", "-sfn", str(available), str(enabled))),)
+    links = []
+    for mod in apache_modules(host):
+        links.append(Link(PurePosixPath(f"/etc/apache2/mods-enabled/{mod}.load"),
+                          f"../mods-available/{mod}.load", ("a2enmod", "-q", mod)))
+    for conf in apache_confs(app, host):
+        links.append(Link(PurePosixPath(f"/etc/apache2/conf-enabled/{conf}.conf"),
+                          f"../conf-available/{conf}.conf", ("a2enconf", "-q", conf)))
+    for site in apache_sites(app, host):
+        links.append(Link(PurePosixPath(f"/etc/apache2/sites-enabled/{site}.conf"),
+                          f"../sites-available/{site}.conf", ("a2ensite", "-q", site)))
+    return tuple(links)
+
+
+def service_units(app: App, host: Host) -> tuple[str, ...]:
+    """Every unit whose state the deploy checks: the app's units, then the proxy."""
+    return app_units(app, host) + (proxy_service(host),)
+
+
+def process_marker(app: App, host: Host) -> tuple[str, ...]:
+    """How to find mod_wsgi's daemon processes (named by WSGIDaemonProcess display-name)."""
+    return (f"(wsgi:{app.name})",) if host.server == "mod_wsgi" else ()
+
+
+@dataclass(frozen=True)
+class Change:
+    file: RenderedFile
+    old: str | None  # live content; None when absent
+
+    def diff(self, secrets: tuple = ()) -> str:
+        old = mask_text(self.old, secrets) if self.old is not None else ""
+        new = mask_text(self.file.content, secrets)
+        lines = difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            fromfile=f"{self.file.path} (live)" if self.old is not None else "/dev/null",
+            tofile=f"{self.file.path} (new)",
+        )
+        return "".join(lines)
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    host: Host
+    layout: Layout
+    release_id: str
+    previous: str | None
+    upload_release: bool
+    build_venv: bool
+    install_packages: tuple[str, ...]
+    create_user: bool
+    changes: tuple[Change, ...]
+    links: tuple[Link, ...]  # links to create
+    enable_units: tuple[str, ...]
+    services: tuple[str, ...]  # the app's .service units (restarted on a new release)
+    switch: bool
+    restart_app: bool
+    reload_proxy: bool
+    problems: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def unchanged(self) -> bool:
+        return not (self.upload_release or self.build_venv or self.install_packages or self.create_user
+                    or self.changes or self.links or self.enable_units or self.switch
+                    or self.restart_app or self.reload_proxy)
+
+    @property
+    def units_changed(self) -> bool:
+        return any(c.file.check == "systemd" for c in self.changes)
+
+    def steps(self) -> list[str]:
+        """Human-readable steps in the order the deploy runs them."""
+        out = []
+        if self.install_packages:
+            out.append(f"install packages: {' '.join(self.install_packages)}")
+        if self.create_user:
+            out.append(f"create system user {self.layout.app}")
+        if self.upload_release:
+            out.append(f"upload release {self.release_id}")
+        else:
+            out.append(f"release {self.release_id} already on host")
+        if self.build_venv:
+            out.append("build virtualenv offline from uploaded wheels")
+        for change in self.changes:
+            out.append(f"{'update' if change.old is not None else 'create'} {change.file.path}")
+        for link in self.links:
+            out.append(f"enable {link.path}")
+        if self.changes or self.links:
+            out.append("validate configs with the real checkers")
+        if self.switch:
+            out.append(f"switch current: {self.previous or '(none)'} -> {self.release_id}")
+        if self.enable_units:
+            out.append(f"enable and start {' '.join(self.enable_units)}")
+        if self.restart_app:
+            out.append(f"restart {' '.join(self.services)}")
+        if self.reload_proxy:
+            out.append(f"reload {proxy_service(self.host)}")
+        if not self.unchanged:
+            out.append("health check, then record the release and prune old ones")
+        return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """What should run: from the artifact built on the controller."""
+
+    release_id: str
+    short_hash: str
+    req_hash: str
+    python: str
+
+
+def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[RenderedFile, ...], facts: Facts) -> HostPlan:
+    app = inventory.app
+    layout = Layout.of(app, host)
+    problems = []
+    if facts.python_version < MIN_PYTHON:
+        problems.append(f"python3 on host is {facts.python}; {'.'.join(map(str, MIN_PYTHON))}+ needed")
+    if ".".join(map(str, facts.python_version)) != target.python:
+        problems.append(f"python3 on host is {facts.python} but wheels were built for {target.python}")
+    if facts.disk_free_mb < MIN_FREE_MB:
+        problems.append(f"only {facts.disk_free_mb} MB free under {layout.app_root}; {MIN_FREE_MB} MB needed")
+    if facts.user is not None and facts.user.get("uid") == 0:
+        problems.append(f"user {app.user} is root: the app must run as an unprivileged user")
+    if facts.lock is not None:
+        problems.append("locked")
+
+    existing = next((r for r in facts.releases if r.id.endswith("-" + target.short_hash)), None)
+    release_id = existing.id if existing else target.release_id
+    previous = facts.current
+
+    changes = []
+    for file in files:
+        live = facts.files.get(str(file.path))
+        if live is None or live.content != file.content or live.mode != file.mode:
+            changes.append(Change(file, live.content if live else None))
+    links = tuple(link for link in required_links(app, host) if facts.links.get(str(link.path)) != link.target)
+
+    units = app_units(app, host)
+    proxy = proxy_service(host)
+    enable_units = tuple(
+        u for u in units + (proxy,)
+        if facts.units.get(u) is None or facts.units[u].enabled != "enabled" or facts.units[u].active != "active"
+    )
+    switch = previous != release_id
+    release_path = str(layout.release(release_id))
+    app_changed = any(
+        c.file.path == layout.env_file or c.file.check == "systemd" or c.file.path.name.endswith((".ini", ".py"))
+        for c in changes
+    )
+    services = [u for u in units if u.endswith(".service")]
+    stale = any(facts.serving.get(u) not in (None, release_path) for u in services)
+    mod_wsgi_stale = any(v != release_path for v in facts.serving.values()) if host.server == "mod_wsgi" else False
+    restart_app = bool(services) and (switch or app_changed or stale)
+    reload_proxy = (
+        any(c.file.check in ("nginx", "apache") or c.file.path.parent.name == "tls" for c in changes)
+        or bool(links)
+        or (host.server == "mod_wsgi" and (switch or app_changed or mod_wsgi_stale))
+    )
+    venv_present = target.req_hash in facts.venvs
+    return HostPlan(
+        host=host,
+        layout=layout,
+        release_id=release_id,
+        previous=previous,
+        upload_release=existing is None,
+        build_venv=not venv_present,
+        install_packages=facts.missing_packages(),
+        create_user=facts.user is None,
+        changes=tuple(changes),
+        links=links,
+        enable_units=enable_units,
+        services=tuple(services),
+        switch=switch,
+        restart_app=restart_app,
+        reload_proxy=reload_proxy,
+        problems=tuple(problems),
+    )

@@ -1,0 +1,151 @@
+"""Many hosts at once: connect, gather facts, build the release once, plan, apply.
+
+Each host gets its own connection and thread (as Fabric's ThreadingGroup); a
+host's failure never stops the others silently: every host has a result.
+``--serial N`` deploys in batches and stops before the next batch on failure.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from deployer.apply import Applier, HostResult, gather_facts
+from deployer.connection import Remote
+from deployer.errors import DeployerError
+from deployer.facts import Facts
+from deployer.model import Host, Inventory
+from deployer.plan import HostPlan, Target, plan_host
+from deployer.render import RenderedFile, TlsMaterial, render_host
+from deployer.secret import Secret
+
+Progress = Callable[[str, str], None]
+
+
+def read_tls(host: Host) -> TlsMaterial | None:
+    """The controller-side TLS files a host's configs embed (read here, at the I/O edge)."""
+    if host.tls is None:
+        return None
+    return TlsMaterial(cert=host.tls.cert.read_text(), key=Secret(host.tls.key.read_text()))
+
+
+def render_all(inventory: Inventory, hosts: Iterable[Host], *, reveal_secrets: bool) -> dict[str, tuple[RenderedFile, ...]]:
+    return {h.name: render_host(inventory, h, reveal_secrets=reveal_secrets, tls=read_tls(h)) for h in hosts}
+
+
+def secrets_of(inventory: Inventory) -> tuple[Secret, ...]:
+    secrets = tuple(inventory.app.secrets.values())
+    return secrets
+
+
+@dataclass
+class Session:
+    """Open connections to the selected hosts, closed together."""
+
+    inventory: Inventory
+    hosts: tuple[Host, ...]
+
+    def __post_init__(self) -> None:
+        extra = tuple(Secret(h.tls.key.read_text()) for h in self.hosts if h.tls)
+        self.remotes = {h.name: Remote(h, secrets=secrets_of(self.inventory) + extra) for h in self.hosts}
+        self.errors: dict[str, str] = {}
+
+    def __enter__(self) -> "Session":
+        def connect(remote: Remote) -> None:
+            try:
+                remote.open()
+            except DeployerError as exc:
+                self.errors[remote.host.name] = str(exc)
+
+        parallel(connect, self.remotes.values())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for remote in self.remotes.values():
+            try:
+                remote.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def connected(self) -> list[Remote]:
+        return [r for name, r in self.remotes.items() if name not in self.errors]
+
+
+def parallel(func: Callable, items: Iterable, workers: int = 32) -> list:
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
+def gather_all(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> dict[str, Facts]:
+    facts: dict[str, Facts] = {}
+
+    def one(remote: Remote) -> None:
+        try:
+            facts[remote.host.name] = gather_facts(remote, session.inventory, files[remote.host.name])
+        except DeployerError as exc:
+            session.errors[remote.host.name] = str(exc)
+
+    parallel(one, session.connected())
+    return facts
+
+
+def host_python(facts: dict[str, Facts]) -> str:
+    versions = {".".join(map(str, f.python_version)) for f in facts.values()}
+    if len(versions) > 1:
+        raise DeployerError(f"hosts run different Python versions ({', '.join(sorted(versions))}): deploy them separately with --limit")
+    return versions.pop() if versions else "3.11"
+
+
+def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts: dict[str, Facts], target: Target) -> dict[str, HostPlan]:
+    return {name: plan_host(session.inventory, session.inventory.host(name), target, files[name], f) for name, f in facts.items()}
+
+
+def deploy(
+    inventory: Inventory,
+    hosts: tuple[Host, ...],
+    *,
+    serial: int | None = None,
+    progress: Progress = lambda host, message: None,
+    cancel: threading.Event | None = None,
+) -> list[HostResult]:
+    from deployer.release import build_artifact, short_hash
+
+    cancel = cancel or threading.Event()
+    files = render_all(inventory, hosts, reveal_secrets=True)
+    results: dict[str, HostResult] = {}
+    with Session(inventory, hosts) as session:
+        facts = gather_all(session, files)
+        for name, error in session.errors.items():
+            results[name] = HostResult(name, "failed", None, error=error)
+        if facts:
+            artifact = build_artifact(inventory.app, python=host_python(facts))
+            target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
+            plans = plan_all(session, files, facts, target)
+            order = [h.name for h in hosts if h.name in plans]
+            batch_size = serial or len(order)
+            for start in range(0, len(order), batch_size):
+                batch = order[start:start + batch_size]
+
+                def one(name: str) -> HostResult:
+                    plan = plans[name]
+                    if plan.unchanged and not plan.problems:
+                        progress(name, "unchanged")
+                        return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
+                    applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
+                                      progress=progress, cancel=cancel)
+                    outcome = applier.apply()
+                    progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
+                    return outcome
+
+                for outcome in parallel(one, batch):
+                    results[outcome.host] = outcome
+                if any(results[n].status not in ("deployed", "unchanged") for n in batch) or cancel.is_set():
+                    for name in order[start + batch_size:]:
+                        results[name] = HostResult(name, "skipped", None, error="an earlier batch failed")
+                    break
+    return [results[h.name] for h in hosts if h.name in results]
