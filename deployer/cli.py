@@ -19,6 +19,7 @@ import yaml
 
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, DeployerError
 from deployer.inventory import load_inventory
+from deployer.lab.cli import lab as lab_group
 from deployer.model import Host, Inventory
 from deployer.selection import select_hosts
 
@@ -113,11 +114,12 @@ def _host_view(host: Host) -> dict[str, Any]:
 @click.option("--show-secrets", is_flag=True, help="Render real secret values instead of ***.")
 def render(inventory_path: Path, limit: str | None, out: Path | None, show_secrets: bool) -> None:
     """Render every file each host will get, without touching any server."""
-    from deployer.render import render_host
+    from deployer.rollout import render_all
 
     inventory, hosts = load(inventory_path, limit)
+    rendered = render_all(inventory, hosts, reveal_secrets=show_secrets)
     for host in hosts:
-        for file in render_host(inventory, host, reveal_secrets=show_secrets):
+        for file in rendered[host.name]:
             if out is None:
                 click.echo(f"# ==> {host.name}:{file.path} ({file.mode:04o} {file.owner}:{file.group}) <==")
                 click.echo(file.content, nl=not file.content.endswith("\n"))
@@ -248,6 +250,9 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         for change in p.changes:
             click.echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+main.add_command(lab_group)
 
 
 if __name__ == "__main__":  # pragma: no cover
