@@ -1,0 +1,330 @@
+"""Render every file a host needs from the inventory: pure data in, files out.
+
+No I/O here except Jinja reading templates through its loader. Whatever comes
+from the controller's disk (the TLS certificate and key) is read by the caller
+and handed in as ``TlsMaterial``, so a dry run and a deploy render the same
+bytes and tests need no files.
+
+Templates are looked up first in ``inventory.templates_dir`` (user overrides,
+same relative names as the built-ins) and then in the built-in directory.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path, PurePosixPath
+
+import jinja2
+
+from deployer.layout import PROXY_GROUP, Layout
+from deployer.model import App, Host, Inventory
+from deployer.secret import Secret
+
+CHECKS = ("nginx", "apache", "systemd")
+
+
+@dataclass(frozen=True)
+class RenderedFile:
+    path: PurePosixPath  # absolute target path on the host
+    content: str
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+    secret: bool = False  # True when content carries secrets (env file, TLS key)
+    check: str | None = None  # real checker that validates it: "nginx" | "apache" | "systemd"
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """The PEM contents of a host's ``tls.cert`` and ``tls.key``, read by the caller."""
+
+    cert: str
+    key: Secret
+
+
+# --- where things go -------------------------------------------------------------
+
+
+def tls_cert_path(app: App) -> PurePosixPath:
+    return PurePosixPath("/etc") / app.name / "tls" / "cert.pem"
+
+
+def tls_key_path(app: App) -> PurePosixPath:
+    return PurePosixPath("/etc") / app.name / "tls" / "key.pem"
+
+
+def wsgi_script_path(app: App) -> PurePosixPath:
+    """mod_wsgi's entry script: loads the env file, then imports the app."""
+    return PurePosixPath("/etc") / app.name / "wsgi.py"
+
+
+def uwsgi_ini_path(app: App) -> PurePosixPath:
+    return PurePosixPath("/etc") / app.name / "uwsgi.ini"
+
+
+def site_path(app: App, host: Host) -> PurePosixPath:
+    if host.proxy == "nginx":
+        return PurePosixPath("/etc/nginx/sites-available") / f"{app.name}.conf"
+    return PurePosixPath("/etc/apache2/sites-available") / f"{app.name}.conf"
+
+
+def unit_path(unit: str) -> PurePosixPath:
+    return PurePosixPath("/etc/systemd/system") / unit
+
+
+# --- what runs ---------------------------------------------------------------------
+
+
+def app_units(app: App, host: Host) -> tuple[str, ...]:
+    """systemd units of the app server, socket first; () under mod_wsgi (Apache runs it).
+
+    Start/enable the socket; restart the service on a release change (a HUP does
+    not follow a new ``current`` link); the socket keeps accepting meanwhile.
+    """
+    if host.server == "mod_wsgi":
+        return ()
+    return (f"{app.name}.socket", f"{app.name}.service")
+
+
+def proxy_service(host: Host) -> str:
+    """The systemd service of the front proxy, to reload after its config changes."""
+    return "nginx.service" if host.proxy == "nginx" else "apache2.service"
+
+
+def apache_modules(host: Host) -> tuple[str, ...]:
+    """Apache modules the rendered site uses, for ``a2enmod`` (idempotent), in load order.
+
+    Complete on its own: the checker tests load only an MPM plus these.
+    authz_core (Require), alias (static files), headers (security headers,
+    RequestHeader); proxy + proxy_http for gunicorn/uwsgi over the unix socket;
+    wsgi for mod_wsgi; with TLS ssl (+ socache_shmcb for its session cache) and
+    rewrite (the 308 to HTTPS that keeps the host). ``()`` when the proxy is nginx.
+    """
+    if host.proxy != "apache":
+        return ()
+    mods = ["authz_core", "alias", "headers"]
+    if host.server == "mod_wsgi":
+        mods.append("wsgi")
+    else:
+        mods += ["proxy", "proxy_http"]
+    if host.tls is not None:
+        mods += ["socache_shmcb", "ssl", "rewrite"]
+    return tuple(mods)
+
+
+def apache_confs(app: App, host: Host) -> tuple[str, ...]:
+    """Apache ``conf-available`` names the deploy enables with ``a2enconf``."""
+    if host.proxy == "apache" and host.server == "mod_wsgi":
+        return (f"{app.name}-wsgi",)
+    return ()
+
+
+def apache_sites(app: App, host: Host) -> tuple[str, ...]:
+    return (app.name,) if host.proxy == "apache" else ()
+
+
+def controller_files(host: Host) -> tuple[Path, ...]:
+    """Controller files whose contents ``render_host`` needs (read them, pass TlsMaterial)."""
+    if host.tls is None:
+        return ()
+    return (host.tls.cert, host.tls.key)
+
+
+# --- small pure helpers used by the templates -------------------------------------------
+
+_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
+
+
+def size_bytes(size: str) -> int:
+    """nginx size syntax (``512``, ``10k``, ``1m``, ``1g``) to bytes, for Apache."""
+    match = _SIZE.match(size)
+    if not match:
+        raise ValueError(f"not a size: {size!r}")
+    number, unit = match.groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+def env_quote(value: str) -> str:
+    """Quote a value for a systemd EnvironmentFile (and ``wsgi.py``'s parser).
+
+    Double quotes; inside them systemd unescapes exactly ``\\"``, ``\\\\``,
+    ``\\``` and ``\\$`` and keeps every other byte (newlines too) as is.
+    """
+    escaped = re.sub(r'(["\\`$])', r"\\\1", value)
+    return f'"{escaped}"'
+
+
+def env_lines(app: App, *, reveal_secrets: bool) -> tuple[tuple[str, str], ...]:
+    """(name, value) for the env file: plain env first, then secrets (masked unless revealed)."""
+    pairs = [(k, v) for k, v in app.env.items()]
+    for key, secret in app.secrets.items():
+        pairs.append((key, secret.reveal() if reveal_secrets else str(secret)))
+    return tuple(pairs)
+
+
+def wsgi_callable(app: App) -> tuple[str, str, bool]:
+    return app.wsgi.module, app.wsgi.attr, app.wsgi.factory
+
+
+# --- TLS profile (Mozilla "intermediate", guidelines 5.7/6.0) ----------------------------
+
+TLS_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
+HSTS = "max-age=63072000"
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+)
+STATIC_MAX_AGE = 30 * 24 * 3600  # static names carry no content hash: a month, not a year
+
+
+# --- templates -----------------------------------------------------------------------
+
+
+def builtin_templates_dir() -> Path:
+    """``deployer/templates`` in an installed wheel, else ``templates/`` of a checkout."""
+    package = Path(__file__).resolve().parent
+    installed = package / "templates"
+    if installed.is_dir():
+        return installed
+    return package.parent / "templates"
+
+
+@lru_cache(maxsize=16)
+def _environment(templates_dir: Path | None) -> jinja2.Environment:
+    search = [str(templates_dir)] if templates_dir is not None else []
+    search.append(str(builtin_templates_dir()))
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),  # first directory that has the name wins
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["env_quote"] = env_quote
+    env.filters["size_bytes"] = size_bytes
+    return env
+
+
+def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
+    text = _environment(inventory.templates_dir).get_template(name).render(ctx)
+    return _tidy(text) if tidy else text
+
+
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def _tidy(text: str) -> str:
+    """Config files: no trailing spaces, at most one blank line in a row, one final newline."""
+    lines = "\n".join(line.rstrip() for line in text.splitlines())
+    return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
+
+
+def render_host(
+    inventory: Inventory,
+    host: Host,
+    *,
+    reveal_secrets: bool = False,
+    tls: TlsMaterial | None = None,
+) -> tuple[RenderedFile, ...]:
+    """Every file ``host`` needs, in a stable order.
+
+    ``tls`` carries the certificate and key contents when ``host.tls`` is set
+    (see ``controller_files``); without it the TLS files are left out and only
+    the configs that reference them are rendered — fine for a preview, and
+    ``plan`` should refuse. With ``reveal_secrets=False`` (the default) the env
+    file and the TLS key render every secret as ``***``.
+    """
+    app = inventory.app
+    layout = Layout.of(app, host)
+    ctx: dict[str, object] = {
+        "app": app,
+        "host": host,
+        "layout": layout,
+        "proxy_group": PROXY_GROUP,
+        "wsgi": app.wsgi,
+        "tls_enabled": host.tls is not None,
+        "tls_cert": tls_cert_path(app),
+        "tls_key": tls_key_path(app),
+        "tls_ciphers": TLS_CIPHERS,
+        "hsts": HSTS,
+        "security_headers": SECURITY_HEADERS,
+        "static_max_age": STATIC_MAX_AGE,
+        "wsgi_script": wsgi_script_path(app),
+        "uwsgi_ini": uwsgi_ini_path(app),
+        "units": app_units(app, host),
+        "socket_unit": f"{app.name}.socket",
+        "service_unit": f"{app.name}.service",
+        "env_pairs": env_lines(app, reveal_secrets=reveal_secrets),
+        "modules": apache_modules(host),
+    }
+    files: list[RenderedFile] = []
+
+    # The front proxy's site.
+    if host.proxy == "nginx":
+        files.append(RenderedFile(site_path(app, host), _render(inventory, "nginx/site.conf.j2", ctx), check="nginx"))
+    else:
+        template = "apache/site-wsgi.conf.j2" if host.server == "mod_wsgi" else "apache/site-proxy.conf.j2"
+        files.append(RenderedFile(site_path(app, host), _render(inventory, template, ctx), check="apache"))
+        if host.server == "mod_wsgi":
+            files.append(
+                RenderedFile(
+                    PurePosixPath("/etc/apache2/conf-available") / f"{app.name}-wsgi.conf",
+                    _render(inventory, "apache/wsgi-global.conf.j2", ctx),
+                    check="apache",
+                )
+            )
+
+    # The app server.
+    if host.server in ("gunicorn", "uwsgi"):
+        files.append(
+            RenderedFile(
+                unit_path(f"{app.name}.socket"), _render(inventory, "systemd/app.socket.j2", ctx), check="systemd"
+            )
+        )
+        files.append(
+            RenderedFile(
+                unit_path(f"{app.name}.service"),
+                _render(inventory, f"systemd/{host.server}.service.j2", ctx),
+                check="systemd",
+            )
+        )
+    if host.server == "uwsgi":
+        files.append(RenderedFile(uwsgi_ini_path(app), _render(inventory, "uwsgi/uwsgi.ini.j2", ctx)))
+    if host.server == "mod_wsgi":
+        files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
+
+    # Environment and secrets: readable by root and the app's group only.
+    files.append(
+        RenderedFile(
+            layout.env_file,
+            _render(inventory, "app/env.j2", ctx, tidy=False),
+            mode=0o640,
+            group=app.user,
+            secret=True,
+        )
+    )
+
+    # TLS material, verbatim from the controller (the key masked unless revealed).
+    if host.tls is not None and tls is not None:
+        files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
+        key = tls.key.reveal() if reveal_secrets else str(tls.key)
+        files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
+    return tuple(files)
+
+
+def _with_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"

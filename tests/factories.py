@@ -1,0 +1,60 @@
+"""Small builders for the inventory dataclasses: tests need no YAML.
+
+    inv = inventory(host(server="uwsgi", proxy="apache", tls=True))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deployer.model import TLS, App, Host, Inventory, Static, WsgiTarget
+from deployer.secret import Secret
+
+EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "hello"
+
+COMBINATIONS = (
+    ("gunicorn", "nginx"),
+    ("uwsgi", "nginx"),
+    ("gunicorn", "apache"),
+    ("uwsgi", "apache"),
+    ("mod_wsgi", "apache"),
+)
+
+
+def app(**overrides) -> App:
+    fields = dict(
+        name="hello",
+        source=EXAMPLE_APP,
+        wsgi=WsgiTarget("app", "app"),
+        env={"APP_GREETING": "Hello from the lab"},
+        secrets={"APP_SECRET_KEY": Secret("s3cr3t-Key_value")},
+        static=Static(url="/static", dir="static"),
+        shared=("instance",),
+    )
+    fields.update(overrides)
+    return App(**fields)
+
+
+def host(name: str = "web1", *, tls: bool | TLS = False, **overrides) -> Host:
+    fields = dict(
+        name=name,
+        address="198.18.0.11",
+        server_names=(f"{name}.lab.example", f"www.{name}.lab.example"),
+    )
+    if tls is True:
+        fields["tls"] = TLS(cert=Path("/controller/tls/cert.pem"), key=Path("/controller/tls/key.pem"))
+    elif tls:
+        fields["tls"] = tls
+    fields.update(overrides)
+    return Host(**fields)
+
+
+def inventory(*hosts: Host, app_: App | None = None, templates_dir: Path | None = None) -> Inventory:
+    hosts = hosts or (host(),)
+    return Inventory(
+        path=Path("/controller/inventories/lab.yml"),
+        app=app_ or app(),
+        hosts=tuple(hosts),
+        groups={"web": tuple(h.name for h in hosts)},
+        templates_dir=templates_dir,
+    )
