@@ -1,0 +1,518 @@
+"""The release artifact: file selection, determinism, hashes, the wheel cache, pip failures.
+
+Most tests replace pip with a fake that writes stand-in wheels (``fake_pip``). Those
+marked nothing but using ``real_pip`` run the real pip offline (``--no-index`` and
+local sdists built by an in-tree backend). The ``network`` test downloads Flask and
+gunicorn and installs them the way a host does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tarfile
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from deployer import release
+from deployer.errors import EXIT_BAD_INPUT, DeployerError
+from deployer.layout import Layout
+from deployer.model import App, WsgiTarget
+from deployer.release import (
+    PipError,
+    ReleaseError,
+    SourceError,
+    build_artifact,
+    platform_tags,
+    release_has_content,
+    short_hash,
+    venv_commands,
+)
+
+NOW = datetime(2026, 11, 25, 16, 30, 0, tzinfo=timezone.utc)
+REQS = "flask==3.1.3\ngunicorn==27.0.1\n"
+
+
+def make_app(root: Path, files: dict[str, str | bytes], **kw) -> App:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    return App(name="demo", source=root, wsgi=WsgiTarget("app", "app"), **kw)
+
+
+def hello(root: Path, **kw) -> App:
+    return make_app(root, {
+        "app.py": "from flask import Flask\napp = Flask(__name__)\n",
+        "requirements.txt": REQS,
+        "templates/index.html": "<h1>hi</h1>\n",
+        "static/style.css": "body {}\n",
+    }, **kw)
+
+
+class FakePip:
+    """Stands in for ``release.run_pip``: 'downloads' one wheel per requirement line."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.fail_after = fail_after
+
+    def __call__(self, args, *, cwd, what):
+        self.calls.append(list(args))
+        if self.fail_after is not None and len(self.calls) > self.fail_after:
+            raise AssertionError(f"pip called again: {args}")
+        assert args[0] == "download"
+        dest = Path(args[args.index("--dest") + 1])
+        requirements = Path(args[args.index("-r") + 1])
+        dest.mkdir(parents=True, exist_ok=True)
+        for line in requirements.read_text().splitlines():
+            line = line.split("#")[0].strip()
+            if line and not line.startswith("-"):
+                name, version = line.split("==")
+                (dest / f"{name}-{version}-py3-none-any.whl").write_bytes(f"{name} {version}".encode())
+        return ""
+
+
+@pytest.fixture
+def fake_pip(monkeypatch):
+    pip = FakePip()
+    monkeypatch.setattr(release, "run_pip", pip)
+    return pip
+
+
+def names(tarball: Path) -> list[str]:
+    with tarfile.open(tarball) as tar:
+        return tar.getnames()
+
+
+def manifest(tarball: Path) -> dict:
+    with tarfile.open(tarball) as tar:
+        return json.load(tar.extractfile(".deployer/manifest.json"))
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_same_content_gives_same_hash_and_identical_bytes(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    first = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW, out_dir=tmp_path / "out1")
+    # later, mtimes touched, source copied elsewhere: the content is what counts
+    for path in (tmp_path / "app").rglob("*"):
+        os.utime(path, (1_000_000, 1_000_000))
+    shutil.copytree(tmp_path / "app", tmp_path / "copy")
+    later = datetime(2027, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    second = build_artifact(hello(tmp_path / "copy"), cache_dir=tmp_path / "cache", now=later,
+                            out_dir=tmp_path / "out2")
+
+    assert first.content_hash == second.content_hash
+    assert first.app_tarball.read_bytes() == second.app_tarball.read_bytes()
+    assert first.release_id == f"20261125T163000Z-{first.content_hash[:12]}"
+    assert second.release_id == f"20270102T030405Z-{first.content_hash[:12]}"
+    assert release_has_content(second.release_id, first.content_hash)
+    assert first.app_tarball.name == f"demo-{short_hash(first.content_hash)}.tar.gz"
+
+
+def test_tarball_entries_are_normalised(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    (tmp_path / "app" / "manage.sh").write_text("#!/bin/sh\n")
+    (tmp_path / "app" / "manage.sh").chmod(0o775)
+    (tmp_path / "app" / "app.py").chmod(0o600)
+    artifact = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    with tarfile.open(artifact.app_tarball) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert list(members) == [".deployer", ".deployer/manifest.json", "app.py", "manage.sh",
+                             "requirements.txt", "static", "static/style.css", "templates",
+                             "templates/index.html"]
+    for m in members.values():
+        assert (m.uid, m.gid, m.uname, m.gname, m.mtime) == (0, 0, "root", "root", 0)
+    assert members["manage.sh"].mode == 0o755
+    assert members["app.py"].mode == 0o644
+    assert members["static"].mode == 0o755 and members["static"].isdir()
+    raw = artifact.app_tarball.read_bytes()
+    assert raw[4:8] == b"\0\0\0\0"  # gzip header mtime
+    assert artifact.size == len(raw)
+
+
+def test_manifest_lists_every_file_with_hash_size_and_mode(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    (tmp_path / "app" / "run").write_bytes(b"\x00binary\xff")
+    (tmp_path / "app" / "run").chmod(0o700)
+    artifact = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    doc = manifest(artifact.app_tarball)
+
+    assert doc["content_hash"] == artifact.content_hash
+    assert doc["python"] == "3.11"
+    assert doc["requirements"] == {"req_hash": artifact.req_hash, "wheels": list(artifact.wheel_names)}
+    assert sorted(doc["files"]) == ["app.py", "requirements.txt", "run", "static/style.css",
+                                    "templates/index.html"]
+    for rel, entry in doc["files"].items():
+        data = (tmp_path / "app" / rel).read_bytes()
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
+        assert entry["size"] == len(data)
+    assert doc["files"]["run"]["mode"] == "0755"
+    assert doc["files"]["app.py"]["mode"] == "0644"
+    assert doc["dirs"] == ["static", "templates"]
+    # the hash is of the manifest itself (without its own hash)
+    rest = {k: v for k, v in doc.items() if k != "content_hash"}
+    assert release.content_hash_of(rest) == artifact.content_hash
+
+
+def test_code_change_changes_content_hash_but_keeps_venv_and_cache(tmp_path, monkeypatch):
+    pip = FakePip(fail_after=1)
+    monkeypatch.setattr(release, "run_pip", pip)
+    app = hello(tmp_path / "app")
+    before = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    (tmp_path / "app" / "app.py").write_text("from flask import Flask\napp = Flask('x')\n")
+    after = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+
+    assert after.content_hash != before.content_hash
+    assert after.req_hash == before.req_hash
+    assert after.wheels_tarball == before.wheels_tarball
+    assert len(pip.calls) == 1  # the second build did not run pip at all
+
+
+def test_requirements_change_changes_req_hash(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    before = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    (tmp_path / "app" / "requirements.txt").write_text(REQS + "requests==2.32.0\n")
+    after = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+
+    assert after.req_hash != before.req_hash
+    assert after.content_hash != before.content_hash
+    assert "requests-2.32.0-py3-none-any.whl" in after.wheel_names
+    assert len(fake_pip.calls) == 2
+
+
+def test_comment_in_requirements_keeps_req_hash(tmp_path, fake_pip):
+    """req_hash follows the installed set, not the text of requirements.txt."""
+    app = hello(tmp_path / "app")
+    before = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    (tmp_path / "app" / "requirements.txt").write_text("# pinned for prod\n" + REQS)
+    after = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert len(fake_pip.calls) == 2  # new text: the cache cannot know, so pip runs
+    assert after.req_hash == before.req_hash
+
+
+def test_included_requirements_file_is_part_of_the_cache_key(tmp_path, fake_pip):
+    app = make_app(tmp_path / "app", {"app.py": "", "requirements.txt": "-r base.txt\n",
+                                      "base.txt": "flask==3.1.3\n"})
+    build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert len(fake_pip.calls) == 1
+    (tmp_path / "app" / "base.txt").write_text("flask==3.1.2\n")
+    build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert len(fake_pip.calls) == 2
+
+
+def test_python_version_is_part_of_the_cache_key(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    a = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    b = build_artifact(app, python="3.12", cache_dir=tmp_path / "cache", now=NOW)
+    assert len(fake_pip.calls) == 2
+    assert "3.12" in fake_pip.calls[1]
+    assert a.req_hash != b.req_hash and a.content_hash != b.content_hash
+
+
+def test_cached_build_is_fast(tmp_path, fake_pip):
+    import time
+
+    app = hello(tmp_path / "app")
+    build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    start = time.perf_counter()
+    build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert time.perf_counter() - start < 0.5
+
+
+# --------------------------------------------------------------------------- the wheels tarball
+
+
+def test_wheels_tarball_holds_lock_wheels_and_pip(tmp_path, fake_pip):
+    artifact = build_artifact(hello(tmp_path / "app"), cache_dir=tmp_path / "cache", now=NOW)
+    assert artifact.wheel_names == ("flask-3.1.3-py3-none-any.whl", "gunicorn-27.0.1-py3-none-any.whl")
+    assert artifact.pip_wheel.startswith("pip-") and artifact.pip_wheel.endswith(".whl")
+    with tarfile.open(artifact.wheels_tarball) as tar:
+        assert tar.getnames() == ["requirements.lock", *artifact.wheel_names, artifact.pip_wheel]
+        lock = tar.extractfile("requirements.lock").read().decode()
+    flask_sha = hashlib.sha256(b"flask 3.1.3").hexdigest()
+    assert f"flask==3.1.3 --hash=sha256:{flask_sha}\n" in lock
+    assert "pip==" not in lock  # pip runs the install; it is not installed
+    assert artifact.req_hash == release.requirements_lock_hash(artifact.wheel_names, "3.11",
+                                                               release.host_arch())
+
+
+def test_download_asks_for_the_hosts_python_and_platform(tmp_path, fake_pip):
+    build_artifact(hello(tmp_path / "app"), cache_dir=tmp_path / "cache", now=NOW)
+    (args,) = fake_pip.calls
+    assert args[:6] == ["download", "--only-binary=:all:", "--python-version", "3.11",
+                        "--implementation", "cp"]
+    platforms = [args[i + 1] for i, a in enumerate(args) if a == "--platform"]
+    assert platforms == list(platform_tags(release.host_arch()))
+
+
+def test_platform_tags_cover_manylinux_up_to_bookworm():
+    tags = platform_tags("x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert {"manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux2010_x86_64",
+            "manylinux1_x86_64", "manylinux_2_5_x86_64", "linux_x86_64"} <= set(tags)
+    assert "manylinux_2_37_x86_64" not in tags
+    arm = platform_tags("aarch64")
+    assert arm[0] == "manylinux_2_36_aarch64" and "manylinux2014_aarch64" in arm
+    assert "manylinux1_aarch64" not in arm and "manylinux_2_16_aarch64" not in arm
+
+
+def test_missing_requirements_file_is_a_source_error(tmp_path, fake_pip):
+    app = make_app(tmp_path / "app", {"app.py": ""})
+    with pytest.raises(SourceError, match="requirements.txt: requirements file not found"):
+        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+
+
+# --------------------------------------------------------------------------- what ships
+
+
+def test_exclusions(tmp_path, fake_pip):
+    root = tmp_path / "app"
+    app = hello(root, shared=("instance", "data/uploads"), secrets_file=root / "config" / "secrets.txt")
+    make_app(root, {
+        ".git/HEAD": "ref\n", ".hg/x": "", ".svn/x": "",
+        "__pycache__/app.cpython-311.pyc": "", "pkg/__pycache__/m.pyc": "", "pkg/m.py": "",
+        "pkg/old.pyc": "", ".pytest_cache/x": "", ".mypy_cache/x": "", ".ruff_cache/x": "",
+        "node_modules/x/index.js": "",
+        ".venv/bin/python": "", "venv/pyvenv.cfg": "", "tools/env3/pyvenv.cfg": "", "tools/env3/lib/x": "",
+        ".env": "A=1", ".env.local": "A=1", "prod.env": "A=1", "tls/site.pem": "", "tls/site.key": "",
+        "config/secrets.txt": "A=1", "config/settings.py": "",
+        "instance/counter.sqlite3": "", "data/uploads/a.png": "", "data/seed.json": "{}",
+        ".deployerignore": "*.log\n/docs/\n!keep.log\nbuild/\n",
+        "debug.log": "", "keep.log": "", "sub/trace.log": "", "docs/index.md": "", "sub/docs/x.md": "",
+        "build/out.js": "",
+    })
+    artifact = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    shipped = [n for n in names(artifact.app_tarball) if not n.startswith(".deployer")]
+    assert shipped == [
+        "app.py", "config", "config/settings.py", "data", "data/seed.json", "keep.log", "pkg",
+        "pkg/m.py", "requirements.txt", "static", "static/style.css", "sub", "sub/docs",
+        "sub/docs/x.md", "templates", "templates/index.html", "tls", "tools",
+    ]
+
+
+def test_ignore_file_cannot_bring_back_a_secret(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    make_app(tmp_path / "app", {".env": "A=1", ".deployerignore": "!.env\n"})
+    artifact = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert ".env" not in names(artifact.app_tarball)
+
+
+def test_symlinks_inside_ship_as_links(tmp_path, fake_pip):
+    root = tmp_path / "app"
+    app = hello(root)
+    (root / "static" / "favicon.css").symlink_to("style.css")
+    (root / "assets").symlink_to(root / "static")  # absolute, but inside: made relative
+    artifact = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    with tarfile.open(artifact.app_tarball) as tar:
+        links = {m.name: m.linkname for m in tar.getmembers() if m.issym()}
+    assert links == {"assets": "static", "static/favicon.css": "style.css"}
+    assert manifest(artifact.app_tarball)["links"] == links
+
+
+def test_symlinks_out_of_the_app_are_refused_all_at_once(tmp_path, fake_pip):
+    root = tmp_path / "app"
+    app = hello(root)
+    (tmp_path / "outside.txt").write_text("x")
+    (root / "leak").symlink_to(tmp_path / "outside.txt")
+    (root / "static" / "up").symlink_to("../../outside.txt")
+    (root / "etc").symlink_to("/etc")
+    (root / ".venv").symlink_to("/usr")  # excluded by name first: no complaint
+    with pytest.raises(SourceError) as caught:
+        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    err = caught.value
+    assert isinstance(err, DeployerError) and err.exit_code == EXIT_BAD_INPUT
+    assert [p.split(":")[0] for p in err.problems] == ["etc", "leak", "static/up"]
+    assert "symlink to '/etc' leads outside the app" in str(err)
+    assert fake_pip.calls == []  # source problems come before any pip run
+
+
+def test_reserved_deployer_dir_is_refused(tmp_path, fake_pip):
+    app = hello(tmp_path / "app")
+    make_app(tmp_path / "app", {".deployer/manifest.json": "{}"})
+    with pytest.raises(SourceError, match="'.deployer' is reserved"):
+        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+
+
+def test_ignore_rules_are_pure():
+    rules = release.IgnoreRules(shared=("instance",), secrets_file="conf/s.env.txt",
+                                ignore_lines=["*.log", "!keep.log"])
+    assert rules.reason(".git", True) == "version control"
+    assert rules.reason(".git", False) is None  # a file named .git (a worktree link) is odd but not VCS data
+    assert rules.reason("a/b.pyc", False) == "cache"
+    assert rules.reason("venv", True) == "virtualenv"
+    assert rules.reason("conf/s.env.txt", False) == "secret"
+    assert rules.reason("instance", True).startswith("shared path")
+    assert rules.reason("instance/x/y", False).startswith("shared path")
+    assert rules.reason("instances", True) is None
+    assert rules.reason("x.log", False) == ".deployerignore"
+    assert rules.reason("keep.log", False) is None
+    assert rules.reason("app.py", False) is None
+
+
+# --------------------------------------------------------------------------- host-side commands
+
+
+def test_venv_commands():
+    layout = Layout("demo", PurePosixPath("/srv"))
+    cmds = venv_commands(layout, "abc", PurePosixPath("/tmp/w"), "pip-23.2.1-py3-none-any.whl")
+    assert cmds == [
+        ("python3.11", "-m", "venv", "--clear", "--without-pip", "/srv/demo/venvs/abc"),
+        ("env", "PIP_CONFIG_FILE=/dev/null", "/srv/demo/venvs/abc/bin/python",
+         "/tmp/w/pip-23.2.1-py3-none-any.whl/pip", "install", "--isolated", "--disable-pip-version-check",
+         "--no-input", "--no-cache-dir", "--no-index", "--find-links", "/tmp/w", "--require-hashes",
+         "-r", "/tmp/w/requirements.lock"),
+        ("touch", "/srv/demo/venvs/abc/.complete"),
+    ]
+
+
+def test_unpack_command():
+    assert release.unpack_command(PurePosixPath("/tmp/a.tar.gz"), PurePosixPath("/srv/d/releases/r")) == (
+        "tar", "-xzf", "/tmp/a.tar.gz", "-C", "/srv/d/releases/r", "--touch", "--no-same-owner")
+
+
+def test_short_hash_and_release_ids():
+    digest = hashlib.sha256(b"x").hexdigest()
+    assert short_hash(digest) == digest[:12]
+    with pytest.raises(ValueError):
+        short_hash("not-a-hash")
+    naive = datetime(2026, 1, 2, 3, 4, 5)
+    assert release.release_id_for(digest, naive) == f"20260102T030405Z-{digest[:12]}"
+    assert not release_has_content(f"20260102T030405Z-{'0' * 12}", digest)
+
+
+def test_pip_error_shows_the_last_lines_only():
+    output = "\n".join(f"line {i}" for i in range(40))
+    err = PipError("downloading wheels", ["python", "-m", "pip"], 1, output)
+    assert isinstance(err, DeployerError) and err.exit_code == 1
+    assert "line 39" in err.format() and "line 24" not in err.format()
+    assert err.format().startswith("downloading wheels: pip exited with 1:")
+
+
+# --------------------------------------------------------------------------- real pip, offline
+
+BACKEND = '''
+import base64, hashlib, io, zipfile
+TAG = {tag!r}
+
+def _record_line(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{{name}},sha256={{digest}},{{len(data)}}"
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    name, version = {name!r}, "0.1"
+    info = f"{{name}}-{{version}}.dist-info"
+    files = {{
+        f"{{name}}.py": b"VALUE = 42\\n",
+        f"{{info}}/METADATA": f"Metadata-Version: 2.1\\nName: {{name}}\\nVersion: {{version}}\\n".encode(),
+        f"{{info}}/WHEEL": f"Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: {{TAG}}\\n".encode(),
+    }}
+    record = "\\n".join([_record_line(n, d) for n, d in files.items()] + [f"{{info}}/RECORD,,", ""])
+    filename = f"{{name}}-{{version}}-{{TAG}}.whl"
+    with zipfile.ZipFile(f"{{wheel_directory}}/{{filename}}", "w") as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+        zf.writestr(f"{{info}}/RECORD", record)
+    return filename
+'''
+
+
+def make_sdist(dist: Path, name: str, tag: str) -> None:
+    """An sdist whose in-tree build backend needs nothing from an index."""
+    dist.mkdir(parents=True, exist_ok=True)
+    top = f"{name}-0.1"
+    files = {
+        f"{top}/pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        f"{top}/backend.py": BACKEND.format(tag=tag, name=name),
+        f"{top}/PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n",
+    }
+    with tarfile.open(dist / f"{top}.tar.gz", "w:gz") as tar:
+        for rel, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(rel)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_pip_failure_raises_with_pips_last_lines(tmp_path):
+    app = make_app(tmp_path / "app", {"app.py": "",
+                                      "requirements.txt": "--no-index\nno-such-package-deployer==1.0\n"})
+    with pytest.raises(PipError) as caught:
+        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert isinstance(caught.value, DeployerError)
+    text = caught.value.format()
+    assert "No matching distribution found for no-such-package-deployer==1.0" in text
+    assert "Traceback" not in text
+    assert not [p for p in (tmp_path / "cache").iterdir()]  # nothing half-built left behind
+
+
+def test_pure_sdist_is_built_into_a_wheel(tmp_path):
+    make_sdist(tmp_path / "dist", "deployertinypure", "py3-none-any")
+    app = make_app(tmp_path / "app", {"app.py": "", "requirements.txt":
+                                      f"--no-index\n--find-links {tmp_path / 'dist'}\ndeployertinypure==0.1\n"})
+    artifact = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    assert artifact.wheel_names == ("deployertinypure-0.1-py3-none-any.whl",)
+
+
+def test_platform_specific_sdist_is_refused(tmp_path):
+    make_sdist(tmp_path / "dist", "deployertinyc", "cp311-cp311-linux_x86_64")
+    app = make_app(tmp_path / "app", {"app.py": "", "requirements.txt":
+                                      "--no-index\n--find-links ../dist\ndeployertinyc==0.1\n"})
+    with pytest.raises(ReleaseError, match="builds a platform-specific wheel"):
+        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+
+
+# --------------------------------------------------------------------------- real pip, the index
+
+
+def index_reachable() -> bool:
+    probe = [sys.executable, "-m", "pip", "--disable-pip-version-check", "index", "versions", "pip",
+             "--timeout", "10", "--retries", "1"]
+    return subprocess.run(probe, capture_output=True, timeout=60).returncode == 0
+
+
+@pytest.mark.network
+def test_flask_gunicorn_wheels_install_offline_on_a_host(tmp_path):
+    """The whole path: download for the hosts, unpack, venv --without-pip, offline install."""
+    if not index_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail("the package index is unreachable (CI=true: failing, not skipping)")
+        pytest.skip("the package index is unreachable")
+    artifact = build_artifact(hello(tmp_path / "app"), cache_dir=tmp_path / "cache", now=NOW)
+    names_ = {n.split("-")[0] for n in artifact.wheel_names}
+    assert {"flask", "gunicorn", "werkzeug", "jinja2", "markupsafe"} <= names_
+
+    wheels_dir = tmp_path / "host" / "wheels"
+    wheels_dir.mkdir(parents=True)
+    with tarfile.open(artifact.wheels_tarball) as tar:
+        tar.extractall(wheels_dir, filter="data")
+    layout = Layout("demo", PurePosixPath(tmp_path / "host" / "srv"))
+    Path(layout.venvs).mkdir(parents=True)
+    # Debian's python3.11 is what the hosts run; use it when this machine has it
+    env = dict(os.environ, PATH=os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")]))
+    env.pop("PIP_FIND_LINKS", None)
+    for cmd in venv_commands(layout, artifact.req_hash, PurePosixPath(wheels_dir), artifact.pip_wheel):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{shlex.join(cmd)}\n{done.stdout}\n{done.stderr}"
+    venv = Path(layout.venvs) / artifact.req_hash
+    assert (venv / ".complete").is_file()
+    assert not (venv / "bin" / "pip").exists()
+    check = subprocess.run([str(venv / "bin" / "python"), "-c",
+                            "import flask, gunicorn; print(gunicorn.__version__)"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.strip() == "27.0.1"
