@@ -499,7 +499,8 @@ def test_flask_gunicorn_wheels_install_offline_on_a_host(tmp_path):
     wheels_dir = tmp_path / "host" / "wheels"
     wheels_dir.mkdir(parents=True)
     with tarfile.open(artifact.wheels_tarball) as tar:
-        tar.extractall(wheels_dir, filter="data")
+        # filter= came in 3.11.4; Debian 12 has 3.11.2
+        tar.extractall(wheels_dir, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     layout = Layout("demo", PurePosixPath(tmp_path / "host" / "srv"))
     Path(layout.venvs).mkdir(parents=True)
     # Debian's python3.11 is what the hosts run; use it when this machine has it
