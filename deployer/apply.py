@@ -179,8 +179,7 @@ class Applier:
             wheels_dir = self.remote.staging() / "wheels"
             self.run("venv", ("rm", "-rf", "--", str(self.layout.venvs / art.req_hash)))
             self.run("venv", ("sh", "-c", 'mkdir -p "$1" && tar -xf "$2" -C "$1"', "sh", str(wheels_dir), str(wheels)))
-            pip = next(n for n in art.wheel_names if n.startswith("pip-"))
-            for step in venv_commands(self.layout, art.req_hash, wheels_dir, pip):
+            for step in venv_commands(self.layout, art.req_hash, wheels_dir, art.pip_wheel, python=art.python):
                 self.run("venv", step, timeout=600)
         if plan.upload_release:
             self.say(f"uploading release {plan.release_id}")

@@ -255,5 +255,124 @@ def plan(inventory_path: Path, limit: str | None) -> None:
 main.add_command(lab_group)
 
 
+@main.command()
+@inventory_option
+@limit_option
+@click.option("--to", "to", metavar="RELEASE", help="Release id to return to (default: the previous good one).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON result document on stdout.")
+def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: bool) -> None:
+    """Return to the previous (or named) release, its configs included, with the health gate."""
+    from deployer import rollout
+
+    inventory, hosts = load(inventory_path, limit)
+    with cancellable() as cancel:
+        results = run_cancellable(
+            lambda: rollout.rollback(inventory, hosts, to=to, progress=_progress(False), cancel=cancel), cancel)
+    if as_json:
+        click.echo(json.dumps({"results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        _summary(results)
+    ok = all(r.status == "rolled-back-to" for r in results)
+    sys.exit(130 if cancel.is_set() else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)
+
+
+def _read_hosts(inventory_path: Path, limit: str | None, with_files: bool):
+    """Facts (and release logs) from every selected host, read-only."""
+    from deployer import rollout
+    from deployer.apply import gather_facts
+    from deployer.facts import log_command, parse_log
+    from deployer.layout import Layout
+
+    inventory, hosts = load(inventory_path, limit)
+    files = rollout.render_all(inventory, hosts, reveal_secrets=True) if with_files else {h.name: () for h in hosts}
+    out: dict[str, object] = {}
+    with rollout.Session(inventory, hosts) as session:
+        def one(remote) -> None:  # noqa: ANN001
+            try:
+                facts = gather_facts(remote, inventory, files[remote.host.name])
+                log = parse_log(remote.run(log_command(Layout.of(inventory.app, remote.host)), check=False).stdout)
+                out[remote.host.name] = (facts, log)
+            except DeployerError as exc:
+                out[remote.host.name] = exc
+
+        rollout.parallel(one, session.connected())
+        for name, error in session.errors.items():
+            out[name] = DeployerError(error)
+    return inventory, hosts, files, out
+
+
+@main.command()
+@inventory_option
+@limit_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def status(inventory_path: Path, limit: str | None, as_json: bool) -> None:
+    """Per host: current release, who deployed it, what actually serves, services, lock, config drift."""
+    from deployer.layout import Layout
+    from deployer.status import host_status
+
+    inventory, hosts, files, out = _read_hosts(inventory_path, limit, with_files=True)
+    doc: dict[str, object] = {}
+    for host in hosts:
+        item = out[host.name]
+        doc[host.name] = ({"error": str(item)} if isinstance(item, Exception)
+                          else host_status(Layout.of(inventory.app, host), item[0], files[host.name], item[1]))
+    if as_json:
+        click.echo(json.dumps({"hosts": doc}, indent=2))
+    else:
+        for name, st in doc.items():
+            if "error" in st:
+                click.echo(f"{name}: error: {st['error']}")
+                continue
+            click.echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
+            click.echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
+            click.echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
+            lock = st["lock"]
+            held = f"held by {lock['holder']} for {lock['age']}" if lock else "free"
+            click.echo(f"  lock:    {held}")
+            click.echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
+    sys.exit(EXIT_FAILED if any("error" in st for st in doc.values()) else EXIT_OK)
+
+
+@main.command()
+@inventory_option
+@limit_option
+def releases(inventory_path: Path, limit: str | None) -> None:
+    """Releases on each host, newest first; * marks current, ! a failed one."""
+    inventory, hosts, _, out = _read_hosts(inventory_path, limit, with_files=False)
+    for host in hosts:
+        item = out[host.name]
+        if isinstance(item, Exception):
+            click.echo(f"{host.name}: error: {item}")
+            continue
+        facts, log = item
+        click.echo(f"{host.name}:")
+        results = {r.get("release"): r for r in log}
+        for release in sorted(facts.releases, key=lambda r: r.id, reverse=True):
+            mark = "*" if release.id == facts.current else "!" if release.bad else " "
+            rec = results.get(release.id, {})
+            click.echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
+
+
+@main.command()
+@inventory_option
+@limit_option
+def unlock(inventory_path: Path, limit: str | None) -> None:
+    """Clear a deploy lock left by a killed deploy (shows who held it)."""
+    from deployer import commands as cmd
+    from deployer import rollout
+    from deployer.layout import Layout
+
+    inventory, hosts = load(inventory_path, limit)
+    with rollout.Session(inventory, hosts) as session:
+        for remote in session.connected():
+            layout = Layout.of(inventory.app, remote.host)
+            held = remote.run(("cat", str(layout.state_dir / "lock" / "info")), check=False)
+            remote.run(cmd.release_lock(layout))
+            click.echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
+        for name, error in session.errors.items():
+            click.echo(f"{name}: error: {error}", err=True)
+    sys.exit(EXIT_FAILED if session.errors else EXIT_OK)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -59,7 +59,7 @@ def unpack_release(layout: Layout, release_id: str, tarball: PurePosixPath, req_
     script = (
         'set -e; final=$1 tar=$2 venv=$3 shared_root=$4; shift 4; tmp="$final.partial"\n'
         'rm -rf "$tmp"; mkdir -p "$tmp"\n'
-        'tar -xzf "$tar" -C "$tmp" --no-same-owner --no-same-permissions\n'
+        'tar -xzf "$tar" -C "$tmp" --touch --no-same-owner --no-same-permissions\n'
         'chmod -R u=rwX,go=rX "$tmp"\n'
         'ln -sfn "../../venvs/$venv" "$tmp/.venv"\n'
         'for p in "$@"; do rm -rf "$tmp/$p"; mkdir -p "$(dirname "$tmp/$p")"; ln -s "$shared_root/$p" "$tmp/$p"; done\n'

@@ -181,3 +181,39 @@ def parse_facts(stdout: str) -> Facts:
         units={k: Unit(**v) for k, v in data["units"].items()},
         serving=dict(data["serving"]),
     )
+
+
+# Reads a release's config snapshot (what a rollback reinstalls) and the release log tail.
+SNAPSHOT_PROGRAM = r"""
+import grp, json, os, pwd, sys
+base = sys.argv[1]
+files = []
+for dirpath, dirs, names in os.walk(base):
+    dirs.sort()
+    for name in sorted(names):
+        full = os.path.join(dirpath, name)
+        st = os.stat(full)
+        with open(full, encoding="utf-8", errors="replace") as f:
+            files.append({"path": "/" + os.path.relpath(full, base), "mode": st.st_mode & 0o7777,
+                          "owner": pwd.getpwuid(st.st_uid).pw_name, "group": grp.getgrgid(st.st_gid).gr_name,
+                          "content": f.read()})
+print(json.dumps(files))
+"""
+
+
+def snapshot_command(layout: Layout, release_id: str) -> Command:
+    return ("python3", "-c", SNAPSHOT_PROGRAM, str(layout.release(release_id) / ".deployer" / "config"))
+
+
+def log_command(layout: Layout, lines: int = 200) -> Command:
+    return ("tail", "-n", str(lines), str(layout.state_dir / "releases.log"))
+
+
+def parse_log(stdout: str) -> list[dict]:
+    records = []
+    for line in stdout.splitlines():
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records

@@ -149,3 +149,78 @@ def deploy(
                         results[name] = HostResult(name, "skipped", None, error="an earlier batch failed")
                     break
     return [results[h.name] for h in hosts if h.name in results]
+
+
+def snapshot_files(remote: Remote, layout, release_id: str) -> tuple[RenderedFile, ...]:
+    """The configs a release was deployed with, read back from the host for a rollback."""
+    import json
+
+    from deployer.facts import snapshot_command
+
+    result = remote.run(snapshot_command(layout, release_id), check=False)
+    if not result.ok:
+        raise DeployerError(f"{remote.host.name}: release {release_id} has no config snapshot")
+    files = []
+    for item in json.loads(result.stdout):
+        path = item["path"]
+        check = ("systemd" if path.startswith("/etc/systemd/") else "nginx" if path.startswith("/etc/nginx/")
+                 else "apache" if path.startswith("/etc/apache2/") else None)
+        from pathlib import PurePosixPath
+
+        files.append(RenderedFile(PurePosixPath(path), item["content"], item["mode"], item["owner"], item["group"],
+                                  secret=item["mode"] & 0o007 == 0, check=check))
+    return tuple(files)
+
+
+def rollback_target(facts: Facts, to: str | None) -> str:
+    if to is not None:
+        if facts.release(to) is None:
+            raise DeployerError(f"no release {to} (have: {', '.join(r.id for r in facts.releases) or 'none'})")
+        return to
+    older = [r.id for r in facts.releases if not r.bad and facts.current is not None and r.id < facts.current]
+    if not older:
+        raise DeployerError("no earlier good release to roll back to")
+    return max(older)
+
+
+def rollback(
+    inventory: Inventory,
+    hosts: tuple[Host, ...],
+    *,
+    to: str | None = None,
+    progress: Progress = lambda host, message: None,
+    cancel: threading.Event | None = None,
+) -> list[HostResult]:
+    """Back to the previous good (or named) release with the configs it was deployed with."""
+    from deployer.layout import Layout
+
+    cancel = cancel or threading.Event()
+    results: dict[str, HostResult] = {}
+    with Session(inventory, hosts) as session:
+        for name, error in session.errors.items():
+            results[name] = HostResult(name, "failed", None, error=error)
+
+        def one(remote: Remote) -> HostResult:
+            name = remote.host.name
+            layout = Layout.of(inventory.app, remote.host)
+            try:
+                facts = gather_facts(remote, inventory, ())
+                release_id = rollback_target(facts, to)
+                files = snapshot_files(remote, layout, release_id)
+                facts = gather_facts(remote, inventory, files)
+                release = facts.release(release_id)
+                target = Target(release_id, release_id.rsplit("-", 1)[-1], release.venv or "", ".".join(map(str, facts.python_version)))
+                plan = plan_host(inventory, remote.host, target, files, facts)
+            except DeployerError as exc:
+                return HostResult(name, "failed", None, error=str(exc))
+            if plan.build_venv:
+                return HostResult(name, "failed", release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
+            progress(name, f"rolling back {facts.current} -> {release_id}")
+            outcome = Applier(remote, inventory, plan, files, None, progress=progress, cancel=cancel, command="rollback").apply()
+            if outcome.status == "deployed":
+                outcome.status = "rolled-back-to"
+            return outcome
+
+        for outcome in parallel(one, session.connected()):
+            results[outcome.host] = outcome
+    return [results[h.name] for h in hosts if h.name in results]
