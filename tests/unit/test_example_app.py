@@ -94,3 +94,37 @@ def test_wsgi_entry_points(hello):
 
     assert isinstance(hello.app, Flask)
     assert callable(hello.create_app)
+
+
+@pytest.mark.parametrize("factory", [False, True], ids=["app", "factory"])
+def test_mod_wsgi_entry_script_loads_env_then_app(factory, tmp_path, monkeypatch):
+    """The rendered /etc/<app>/wsgi.py: env file into os.environ, then the app (or its factory)."""
+    from werkzeug.test import Client
+
+    from deployer.model import WsgiTarget
+    from deployer.render import render_host
+    from tests import factories as f
+
+    target = WsgiTarget("app", "create_app", factory=True) if factory else WsgiTarget("app", "app")
+    app = f.app(wsgi=target, env={"APP_GREETING": 'Hi "there" $USER'})
+    host = f.host(server="mod_wsgi", proxy="apache")
+    files = {str(x.path): x.content for x in render_host(f.inventory(host, app_=app), host, reveal_secrets=True)}
+    env_file = tmp_path / "env"
+    env_file.write_text(files["/etc/hello/env"])
+    script = files["/etc/hello/wsgi.py"].replace('ENV_FILE = "/etc/hello/env"', f'ENV_FILE = "{env_file}"')
+    assert script != files["/etc/hello/wsgi.py"]
+
+    monkeypatch.delenv("APP_GREETING", raising=False)
+    monkeypatch.delenv("APP_SECRET_KEY", raising=False)
+    monkeypatch.syspath_prepend(str(EXAMPLE_APP))  # WSGIDaemonProcess python-path=<current>
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    namespace: dict = {"__name__": "_mod_wsgi_test"}
+    exec(compile(script, "wsgi.py", "exec"), namespace)  # noqa: S102 - our own rendered script
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+
+    import os
+
+    assert os.environ["APP_GREETING"] == 'Hi "there" $USER'
+    assert os.environ["APP_SECRET_KEY"] == "s3cr3t-Key_value"
+    body = Client(namespace["application"]).get("/").get_data(as_text=True)
+    assert "Hi &#34;there&#34; $USER" in body and "Secret key: set." in body
