@@ -216,8 +216,14 @@ class Applier:
     def validate(self) -> None:
         checks = {c.file.check for c in self.plan.changes} | ({self.host.proxy if self.host.proxy == "nginx" else "apache"} if self.plan.links else set())
         if "systemd" in checks:
-            units = [str(c.file.path) for c in self.plan.changes if c.file.check == "systemd"]
-            self.run("validate", ("systemd-analyze", "verify", *units))
+            # Verify the units as they will run this release: `current` may not point at it
+            # yet (or at all, on a first deploy), and verify checks that ExecStart exists.
+            release = str(self.layout.release(self.plan.release_id))
+            staged = [
+                self.remote.upload(c.file.content.replace(str(self.layout.current), release).encode(), f"verify/{c.file.path.name}")
+                for c in self.plan.changes if c.file.check == "systemd"
+            ]
+            self.run("validate", ("systemd-analyze", "verify", *map(str, staged)))
         if "nginx" in checks:
             self.run("validate", ("nginx", "-t", "-q"))
         if "apache" in checks:
@@ -243,7 +249,7 @@ class Applier:
         others = [u for u in enable if not u.endswith(".socket")]
         if others:
             self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
-        if reload_proxy and proxy not in enable:
+        if reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
             self.run("reload", cmd.systemctl("reload-or-restart", proxy), timeout=120)
 
     def gate(self) -> None:
@@ -252,9 +258,9 @@ class Applier:
         deadline = time.monotonic() + SERVING_DEADLINE
         while True:
             facts = gather_facts(self.remote, self.inventory, ())
-            serving = {k: v for k, v in facts.serving.items()}
-            wrong = {k: v for k, v in serving.items() if v != release_path}
-            missing = [s for s in self.plan.services if s not in serving] + [m for m in process_marker(self.inventory.app, self.host) if m not in serving]
+            expected = self.plan.services + process_marker(self.inventory.app, self.host)
+            wrong = {k: v for k, v in facts.serving.items() if k in expected and v != release_path}
+            missing = [k for k in expected if k not in facts.serving]
             if not wrong and not missing:
                 break
             if time.monotonic() > deadline:

@@ -95,6 +95,7 @@ def backup_files(targets: Iterable[PurePosixPath]) -> Command:
     script = (
         'set -e\n'
         'for f in "$@"; do\n'
+        '  mkdir -p "$(dirname "$f")"\n'
         '  rm -f "$f.deployer-old" "$f.deployer-absent"\n'
         '  if [ -e "$f" ]; then cp -a "$f" "$f.deployer-old"; else : > "$f.deployer-absent"; fi\n'
         'done\n'

@@ -34,7 +34,14 @@ class CommandFailed(DeployerError):
     def __init__(self, host: str, argv: Command, result: "CommandResult") -> None:
         self.host, self.argv, self.result = host, argv, result
         detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
-        super().__init__(f"{shlex.join(argv)} exited {result.code}" + (": " + " | ".join(detail) if detail else ""))
+        super().__init__(f"{brief(argv)} exited {result.code}" + (": " + " | ".join(detail) if detail else ""))
+
+
+def brief(argv: Command) -> str:
+    """A command for an error message: inline scripts shown as <script>, long lists cut."""
+    shown = ["<script>" if "\n" in arg else arg for arg in argv]
+    text = shlex.join(shown)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 @dataclass(frozen=True)
@@ -156,6 +163,8 @@ class Remote:
         """Put a local file (or bytes) into the staging dir; return its remote path."""
         remote = self.staging() / name
         sftp = self._conn.sftp()
+        if "/" in name:
+            self._conn.run(shlex.join(("mkdir", "-p", str(remote.parent))), hide=True, in_stream=False)
         if isinstance(local, bytes):
             sftp.putfo(io.BytesIO(local), str(remote))
         else:

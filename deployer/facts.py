@@ -86,7 +86,7 @@ for marker in q["process_markers"]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if f.read().split(b"\0")[0] == marker.encode():
+                if f.read().split(b"\0")[0].startswith(marker.encode()):
                     out["serving"][marker] = os.readlink("/proc/%s/cwd" % pid)
                     break
         except OSError:

@@ -1,0 +1,245 @@
+"""Deploys for real: the example app onto the three lab stacks, over SSH.
+
+lab1 nginx+gunicorn, lab2 nginx+uwsgi, lab3 apache+mod_wsgi (inventories/lab.yml).
+Every test works on a copy of the app and inventory in a temp dir, so a test
+can change code or templates without touching the repo.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+HOSTS = {"lab1": "198.18.1.2", "lab2": "198.18.2.2", "lab3": "198.18.3.2"}
+SECRET = "lab-only-not-secret-3f9c2b"
+
+
+def get(address: str, path: str, host: str | None = None) -> tuple[int, str]:
+    conn = http.client.HTTPConnection(address, 80, timeout=10)
+    conn.request("GET", path, headers={"Host": host or address})
+    resp = conn.getresponse()
+    return resp.status, resp.read().decode()
+
+
+class Project:
+    """A private copy of the example app and the lab inventory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        shutil.copytree(REPO / "examples" / "hello", root / "app", ignore=shutil.ignore_patterns("__pycache__", "instance"))
+        (root / "inv").mkdir()
+        shutil.copy(REPO / "inventories" / "lab-secrets.env", root / "inv" / "lab-secrets.env")
+        self.doc = yaml.safe_load((REPO / "inventories" / "lab.yml").read_text())
+        self.doc["app"]["source"] = "../app"
+        self.save()
+
+    @property
+    def inventory(self) -> Path:
+        return self.root / "inv" / "lab.yml"
+
+    def save(self) -> None:
+        self.inventory.write_text(yaml.safe_dump(self.doc, sort_keys=False))
+
+    def greet(self, text: str) -> None:
+        self.doc["app"]["env"]["APP_GREETING"] = text
+        self.save()
+
+    def change_code(self, marker: str) -> None:
+        path = self.root / "app" / "app.py"
+        path.write_text(path.read_text() + f"\n# change {marker}\n")
+
+    def deployer(self, *args: str, check: bool = False, timeout: float = 300) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "deployer.cli", *args, "-i", str(self.inventory)]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=self.root)
+        if check and result.returncode != 0:
+            raise AssertionError(f"{args} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def deploy_json(self, *args: str) -> tuple[int, dict[str, dict]]:
+        result = self.deployer("deploy", "--json", *args)
+        assert SECRET not in result.stdout + result.stderr
+        try:
+            doc = json.loads(result.stdout)
+        except ValueError:
+            raise AssertionError(f"not JSON (exit {result.returncode}):\n{result.stdout}\n{result.stderr}") from None
+        return result.returncode, {r["host"]: r for r in doc["results"]}
+
+
+def ssh(lab, name: str, *argv: str) -> str:
+    cmd = ["ssh", "-i", str(lab.key_path), "-o", f"UserKnownHostsFile={lab.known_hosts_path}",
+           "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", f"root@{HOSTS[name]}", "--", *argv]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def project(lab, tmp_path_factory) -> Project:
+    proj = Project(tmp_path_factory.mktemp("deploy"))
+    code, results = proj.deploy_json()
+    assert code == 0, results
+    assert {r["status"] for r in results.values()} == {"deployed"}
+    return proj
+
+
+def test_cold_deploy_serves_every_stack(project: Project) -> None:
+    for name, address in HOSTS.items():
+        status, body = get(address, "/")
+        assert status == 200 and "Hello from the lab" in body, (name, body)
+        assert get(address, "/healthz") == (200, "ok\n")
+        status, css = get(address, "/static/style.css")
+        assert status == 200 and css.strip(), name
+        status, who = get(address, "/whoami")
+        assert json.loads(who)["host"] == address and json.loads(who)["remote_addr"].startswith("198.18."), (name, who)
+
+
+def test_security_headers_also_on_404(project: Project) -> None:
+    for address in HOSTS.values():
+        conn = http.client.HTTPConnection(address, 80, timeout=10)
+        conn.request("GET", "/no-such-page", headers={"Host": address})
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.status == 404
+        assert resp.getheader("X-Content-Type-Options") == "nosniff"
+
+
+def test_identical_redeploy_is_unchanged(project: Project) -> None:
+    code, results = project.deploy_json()
+    assert code == 0 and {r["status"] for r in results.values()} == {"unchanged"}, results
+
+
+def test_env_file_is_private_and_secret_never_printed(project: Project, lab) -> None:
+    for name in HOSTS:
+        mode, owner = ssh(lab, name, "stat", "-c", "%a %U:%G", "/etc/hello/env").split()
+        assert mode in ("600", "640") and owner == "root:hello", (name, mode, owner)
+    result = project.deployer("render")
+    assert SECRET not in result.stdout
+    assert SECRET not in project.deployer("plan").stdout
+    assert SECRET not in project.deployer("status", "--json").stdout
+
+
+def test_code_change_deploys_counter_survives_and_rollback_works(project: Project) -> None:
+    before = {n: json.loads(get(a, "/count")[1])["count"] for n, a in HOSTS.items()}
+    project.greet("Hello again")
+    project.change_code("v2")
+    code, results = project.deploy_json()
+    assert code == 0 and {r["status"] for r in results.values()} == {"deployed"}, results
+    for name, address in HOSTS.items():
+        assert "Hello again" in get(address, "/")[1]
+        assert json.loads(get(address, "/count")[1])["count"] == before[name] + 1
+    result = project.deployer("rollback", check=True)
+    assert "rolled-back-to" in result.stdout
+    for address in HOSTS.values():
+        assert "Hello from the lab" in get(address, "/")[1]
+    project.greet("Hello from the lab")
+
+
+def test_failing_health_check_rolls_back(project: Project) -> None:
+    healthy = {n: get(a, "/")[1] for n, a in HOSTS.items()}
+    path = project.root / "app" / "app.py"
+    original = path.read_text()
+    path.write_text(original.replace('return "ok\\n", 200', 'return "broken\\n", 503'))
+    try:
+        code, results = project.deploy_json()
+    finally:
+        path.write_text(original)
+    assert code == 1
+    assert {r["status"] for r in results.values()} == {"rolled-back"}, results
+    for name, address in HOSTS.items():
+        assert get(address, "/healthz") == (200, "ok\n")
+        assert get(address, "/")[1] == healthy[name]
+    releases = project.deployer("releases").stdout
+    assert "!" in releases  # the failed release is marked bad
+
+
+def test_broken_template_override_changes_nothing(project: Project, lab) -> None:
+    overrides = project.root / "overrides" / "nginx"
+    overrides.mkdir(parents=True)
+    (overrides / "site.conf.j2").write_text("server { listen 80; this_is_not_a_directive on; }\n")
+    project.doc["templates"] = "../overrides"
+    project.save()
+    live = ssh(lab, "lab1", "cat", "/etc/nginx/sites-available/hello.conf")
+    try:
+        code, results = project.deploy_json("--limit", "lab1")
+    finally:
+        del project.doc["templates"]
+        project.save()
+    assert code == 1 and results["lab1"]["status"] == "failed", results
+    assert "nginx" in results["lab1"]["error"]
+    assert ssh(lab, "lab1", "cat", "/etc/nginx/sites-available/hello.conf") == live
+    assert get(HOSTS["lab1"], "/healthz") == (200, "ok\n")
+
+
+def test_second_concurrent_deploy_is_refused_with_exit_3(project: Project, lab) -> None:
+    ssh(lab, "lab2", "sh", "-c", 'mkdir /srv/hello/.deployer/lock && echo \'{"holder": "someone@elsewhere", "since": "2026-01-01T00:00:00Z"}\' > /srv/hello/.deployer/lock/info')
+    try:
+        project.change_code("locked")
+        code, results = project.deploy_json("--limit", "lab2")
+        assert code == 3 and results["lab2"]["status"] == "locked", results
+        assert "someone@elsewhere" in project.deployer("status").stdout
+    finally:
+        project.deployer("unlock", "--limit", "lab2", check=True)
+
+
+def test_killed_deploy_leaves_old_release_serving(project: Project, lab) -> None:
+    project.change_code("killed")
+    before = ssh(lab, "lab1", "readlink", "/srv/hello/current")
+    proc = subprocess.Popen([sys.executable, "-m", "deployer.cli", "deploy", "-i", str(project.inventory), "--limit", "lab1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:
+        if "uploading release" in line or "installing" in line or "switching" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert get(HOSTS["lab1"], "/healthz") == (200, "ok\n")
+    current = ssh(lab, "lab1", "readlink", "/srv/hello/current")
+    assert current in (before, current)  # killed before or after the atomic switch: one of the two, never none
+    project.deployer("unlock", "--limit", "lab1", check=True)
+    code, results = project.deploy_json("--limit", "lab1")
+    assert code == 0 and results["lab1"]["status"] in ("deployed", "unchanged"), results
+
+
+def test_zero_downtime_during_code_change(project: Project) -> None:
+    failures: list[str] = []
+    counts = {name: 0 for name in HOSTS}
+    stop = threading.Event()
+
+    def hammer(name: str, address: str) -> None:
+        deadline = time.monotonic() + 120  # bounded: never outlives the test
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                status, _ = get(address, "/healthz")
+                counts[name] += 1
+                if status != 200:
+                    failures.append(f"{name}: HTTP {status}")
+            except OSError as exc:
+                failures.append(f"{name}: {exc}")
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=hammer, args=item) for item in HOSTS.items()]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        project.change_code("zero-downtime")
+        code, results = project.deploy_json()
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert code == 0, results
+    assert all(c > 20 for c in counts.values()), counts
+    assert failures == [], failures[:10]
