@@ -69,7 +69,7 @@ def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile
         units=service_units(app, host),
         process_markers=process_marker(app, host),
     )
-    result = remote.run(command, check=False)
+    result = remote.run(command, check=False, mask=False)
     if not result.ok:
         raise DeployerError(f"{host.name}: cannot read host state: {(result.stderr.strip() or result.stdout.strip())[-300:]}")
     return parse_facts(result.stdout)

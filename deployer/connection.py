@@ -145,9 +145,11 @@ class Remote:
             argv = ("sudo", "-n", "--") + tuple(argv)
         return shlex.join(argv)
 
-    def run(self, argv: Command, *, check: bool = True, timeout: float | None = None) -> CommandResult:
+    def run(self, argv: Command, *, check: bool = True, timeout: float | None = None, mask: bool = True) -> CommandResult:
+        """Run ``argv``; output has secrets masked unless ``mask=False`` (facts compare real content)."""
         raw = self._conn.run(self.wrap(argv), hide=True, warn=True, in_stream=False, timeout=timeout)
-        result = CommandResult(raw.exited, mask_text(raw.stdout, self.secrets), mask_text(raw.stderr, self.secrets))
+        hide = (lambda text: mask_text(text, self.secrets)) if mask else (lambda text: text)
+        result = CommandResult(raw.exited, hide(raw.stdout), mask_text(raw.stderr, self.secrets))
         if check and not result.ok:
             raise CommandFailed(self.host.name, argv, result)
         return result

@@ -206,7 +206,7 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
     )
     services = [u for u in units if u.endswith(".service")]
     stale = any(facts.serving.get(u) not in (None, release_path) for u in services)
-    mod_wsgi_stale = any(v != release_path for v in facts.serving.values()) if host.server == "mod_wsgi" else False
+    mod_wsgi_stale = any(facts.serving.get(m) != release_path for m in process_marker(app, host))
     restart_app = bool(services) and (switch or app_changed or stale)
     reload_proxy = (
         any(c.file.check in ("nginx", "apache") or c.file.path.parent.name == "tls" for c in changes)

@@ -60,7 +60,7 @@ Acquire::https::Timeout "5";
 """
 
 # Bump when the customisation below changes in a way the lists above do not show.
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 def recipe_hash() -> str:
@@ -149,6 +149,8 @@ def customise(root: Path, public_key: str) -> None:
     write_atomic(ssh_dir / "authorized_keys", public_key, mode=0o600)
 
     write_atomic(root / "etc/apt/apt.conf.d/90deployer-lab", APT_CONFIG)
+    # pam_env warns on every SSH login without it; C.UTF-8 ships with libc
+    write_atomic(root / "etc/default/locale", "LANG=C.UTF-8\n")
     run(commands.chroot(root, "debconf-set-selections"),
         input="debconf debconf/frontend select Noninteractive\n")
 
