@@ -7,7 +7,6 @@ killed run left behind.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -102,24 +101,6 @@ def machine_uuid(hp: HostPaths) -> str:
     return str(uuid.UUID(mid))
 
 
-# A real server's open-file limit rather than this controller's (20000 here):
-# the container cannot raise its hard limit itself, and dbus and nginx want to.
-NOFILE = (1024, 524288)
-
-
-def _child_setup(procs: list[Path]):
-    join = cgroups.joiner(procs)
-
-    def setup() -> None:
-        join()
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        # the hard limit cannot be raised without CAP_SYS_RESOURCE: clamp to it
-        limit = NOFILE[1] if hard == resource.RLIM_INFINITY else min(NOFILE[1], hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(NOFILE[0], limit), limit))
-
-    return setup
-
-
 def start(hp: HostPaths) -> int:
     """Start nspawn detached, in its own session and its own cgroups.
 
@@ -131,7 +112,7 @@ def start(hp: HostPaths) -> int:
             p = subprocess.Popen(
                 list(commands.nspawn(hp.root, hp.name, machine_uuid(hp))),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_child_setup(procs), close_fds=True,
+                start_new_session=True, preexec_fn=cgroups.joiner(procs), close_fds=True,
             )
         except FileNotFoundError:
             raise LabError("systemd-nspawn is not installed (apt-get install -y systemd-container)") from None
