@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from deployer.lab import commands, naming
+from deployer.lab import commands, host, naming
 from deployer.lab.lab import Lab, LabHost, require_root
 from deployer.lab.run import LabError
 
@@ -79,6 +79,9 @@ def ssh(name: str, command: tuple[str, ...]) -> None:
     def argv():
         require_root()
         index = naming.host_index(name)
+        if not host.routed_via_veth(name):  # else ssh would try the default route
+            raise LabError(f"{name} is not up (no route through {naming.veth_name(name)}); "
+                           "run: deployer lab up")
         lab_ = _lab()
         return commands.ssh(lab_.key_path, lab_.known_hosts_path, naming.host_address(index), command)
 

@@ -78,6 +78,10 @@ def ip_link_up(dev: str) -> Cmd:
     return ("ip", "link", "set", "dev", dev, "up")
 
 
+def ip_route_get(address: str) -> Cmd:
+    return ("ip", "-o", "route", "get", address)
+
+
 def ip_link_delete(dev: str) -> Cmd:
     return ("ip", "link", "delete", "dev", dev)
 

@@ -131,11 +131,29 @@ def configure_network(index: int, name: str, leader_pid: int) -> None:
         run(cmd)
 
 
-def ssh_banner(address: str, timeout: float = 1.0) -> bool:
-    """sshd answers with its banner (cheaper than an ssh process per poll)."""
+def routed_via_veth(name: str) -> bool:
+    """Traffic to the host would go through its own veth, not the default route.
+
+    Checked before any connection that is not bound to the veth: a lab address
+    whose veth is gone would otherwise be sent out of this machine.
+    """
+    address = naming.host_address(naming.host_index(name))
+    res = run(commands.ip_route_get(address), check=False)
+    return res.returncode == 0 and parse.route_dev(res.stdout) == naming.veth_name(name)
+
+
+def ssh_banner(name: str, timeout: float = 1.0) -> bool:
+    """sshd answers with its banner (cheaper than an ssh process per poll).
+
+    The socket is bound to the host's veth, so a probe never leaves the machine.
+    """
+    address = naming.host_address(naming.host_index(name))
     try:
-        with socket.create_connection((address, 22), timeout=timeout) as s:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE,
+                         naming.veth_name(name).encode())
             s.settimeout(timeout)
+            s.connect((address, 22))
             ok = parse.is_ssh_banner(s.recv(64))
             if ok:  # identify back, or sshd logs an error for every probe
                 s.sendall(b"SSH-2.0-deployer-lab-probe\r\n")
@@ -188,7 +206,7 @@ def bring_up(paths: LabPaths, hp: HostPaths, nspawn: int, deadline: float) -> st
         lead = leader(nspawn)
     configure_network(index, hp.name, lead)
     address = naming.host_address(index)
-    while not ssh_banner(address):
+    while not ssh_banner(hp.name):
         if nspawn_pid(hp) != nspawn:
             raise _fail(hp, "systemd-nspawn exited during boot")
         if time.monotonic() > deadline:
@@ -215,7 +233,7 @@ def healthy(paths: LabPaths, hp: HostPaths) -> bool:
     except LabError:
         return False
     address = naming.host_address(naming.host_index(hp.name))
-    return ssh_banner(address, timeout=2.0) and ssh_ok(paths, address)
+    return ssh_banner(hp.name, timeout=2.0) and ssh_ok(paths, address)
 
 
 def request_stop(hp: HostPaths) -> int | None:

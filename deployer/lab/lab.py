@@ -108,8 +108,7 @@ class Lab:
         hp = self.paths.host(name)
         if host.nspawn_pid(hp) is None:
             return "broken"
-        address = naming.host_address(naming.host_index(name))
-        return "up" if host.ssh_banner(address, timeout=1.0) else "booting"
+        return "up" if host.ssh_banner(name, timeout=1.0) else "booting"
 
     def status(self) -> list[LabHost]:
         require_root()

@@ -174,5 +174,14 @@ def known_hosts_text(entries: list[tuple[str, str]]) -> str:
     return "".join(lines)
 
 
+def route_dev(text: str) -> str | None:
+    """The device in ``ip -o route get ADDRESS`` output (None if there is none)."""
+    words = text.split()
+    for i, w in enumerate(words[:-1]):
+        if w == "dev":
+            return words[i + 1]
+    return None
+
+
 def is_ssh_banner(data: bytes) -> bool:
     return data.startswith(b"SSH-2.0-")

@@ -236,3 +236,19 @@ def test_cli_rejects_bad_input_in_one_line(monkeypatch):
     assert res.exit_code == 2 and "not a lab host name: 'web1'" in res.output
     res = CliRunner().invoke(lab_group, ["up", "--hosts", "0"])
     assert res.exit_code == 2 and "expected 1-255, got 0" in res.output
+
+
+def test_route_dev():
+    assert parse.route_dev("198.18.1.2 dev ve-lab1 src 198.18.1.1 uid 0 \\    cache \n") == "ve-lab1"
+    assert parse.route_dev("198.18.9.2 via 192.0.2.1 dev eth0 src 192.0.2.2 uid 0") == "eth0"
+    assert parse.route_dev("") is None
+    assert commands.ip_route_get("198.18.1.2") == ("ip", "-o", "route", "get", "198.18.1.2")
+
+
+def test_cli_ssh_refuses_a_host_not_routed_through_its_veth(monkeypatch):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("deployer.lab.host.routed_via_veth", lambda name: False)
+    monkeypatch.setattr("os.execvp", lambda *a: pytest.fail("must not exec ssh"))
+    res = CliRunner().invoke(lab_group, ["ssh", "lab9", "true"])
+    assert res.exit_code == 1
+    assert res.output.strip() == "Error: lab9 is not up (no route through ve-lab9); run: deployer lab up"
