@@ -43,6 +43,10 @@ def _guard(fn):
         raise _fail(e, 2) from None
     except OSError as e:
         raise _fail(f"{e.filename or ''}: {e.strerror}".lstrip(": "), 1) from None
+    except (click.ClickException, click.Abort, KeyboardInterrupt):
+        raise
+    except Exception as e:  # a bug: still one line, but say what it was
+        raise _fail(f"unexpected {type(e).__name__}: {e}", 1) from None
 
 
 @lab.command()

@@ -158,7 +158,7 @@ class Lab:
         require_root()
         naming.check_count(n)
         self._check_tools()
-        with locked(self.paths):
+        with locked(self.paths, say=self.say):
             os.chmod(self.paths.root, 0o700)
             public_key = self._public_key()
             self._ensure_base(public_key)
@@ -215,7 +215,7 @@ class Lab:
         require_root()
         for name in names or ():
             naming.host_index(name)
-        with locked(self.paths):
+        with locked(self.paths, say=self.say):
             present = self._traces()
             targets = present if names is None else [n for n in present if n in set(names)]
             pids = {n: host.request_stop(self.paths.host(n)) for n in targets}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import os
 import subprocess
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,16 +119,28 @@ class LabPaths:
             return []
 
 
+LOCK_WAIT = 600.0  # a base build by another command takes about a minute
+
+
 @contextmanager
-def locked(paths: LabPaths):
-    """One lab command at a time; the kernel drops the lock if we die."""
+def locked(paths: LabPaths, wait: float = LOCK_WAIT, say=lambda msg: None):
+    """One lab command at a time (others wait); the kernel drops the lock if we die."""
     paths.root.mkdir(parents=True, exist_ok=True)
     fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LabError(f"another lab command holds {paths.lock}; wait for it") from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise LabError(f"another lab command still holds {paths.lock} "
+                                   f"after {wait:g} s") from None
+                if wait:
+                    say(f"waiting for another lab command ({paths.lock})")
+                    say = lambda msg: None  # noqa: E731 - say it once
+                time.sleep(0.2)
         yield
     finally:
         os.close(fd)

@@ -252,3 +252,18 @@ def test_cli_ssh_refuses_a_host_not_routed_through_its_veth(monkeypatch):
     res = CliRunner().invoke(lab_group, ["ssh", "lab9", "true"])
     assert res.exit_code == 1
     assert res.output.strip() == "Error: lab9 is not up (no route through ve-lab9); run: deployer lab up"
+
+
+def test_lock_waits_then_names_the_holder(tmp_path):
+    from deployer.lab.run import LabError
+    from deployer.lab.state import LabPaths, locked
+
+    paths = LabPaths(tmp_path)
+    said = []
+    with locked(paths):
+        with pytest.raises(LabError, match="another lab command still holds .*/lock after 0.3 s"):
+            with locked(paths, wait=0.3, say=said.append):
+                pass
+    assert len(said) == 1 and said[0].startswith("waiting for another lab command")
+    with locked(paths, wait=0):  # free again
+        pass
