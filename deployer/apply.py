@@ -186,7 +186,7 @@ class Applier:
             tarball = self.remote.upload(art.app_tarball, "app.tar.gz")
             self.run("release", cmd.unpack_release(self.layout, plan.release_id, tarball, art.req_hash, app.shared))
         else:
-            self.run("release", cmd.relink_venv(self.layout, plan.release_id, art.req_hash))
+            self.run("release", cmd.relink_venv(self.layout, plan.release_id, plan.req_hash))
             self.run("release", cmd.clear_bad(self.layout, plan.release_id))
 
     def install_configs(self) -> None:
@@ -211,7 +211,13 @@ class Applier:
         for link in plan.links:
             self.run("configs", link.enable)
             self.links_made.append(link)
-        self.validate()
+        try:
+            self.validate()
+        except StepFailed:
+            # Nothing was reloaded yet: put the old files back and nothing live has changed.
+            self.undo_configs()
+            self.live = False
+            raise
 
     def validate(self) -> None:
         checks = {c.file.check for c in self.plan.changes} | ({self.host.proxy if self.host.proxy == "nginx" else "apache"} if self.plan.links else set())
@@ -307,10 +313,7 @@ class Applier:
             self.record("failed")
             return "failed"
         self.say("rolling back")
-        if self.installed:
-            self._quiet(cmd.restore_files(self.installed))
-        for link in self.links_made:
-            self._quiet(("rm", "-f", str(link.path)))
+        self.undo_configs()
         if plan.units_changed:
             self._quiet(cmd.systemctl("daemon-reload"))
         if plan.previous is None:
@@ -330,6 +333,13 @@ class Applier:
         healthy = self._quiet(cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE))
         self.record("rolled-back" if healthy else "rollback-unhealthy")
         return "rolled-back" if healthy else "failed"
+
+    def undo_configs(self) -> None:
+        if self.installed:
+            self._quiet(cmd.restore_files(self.installed))
+        for link in self.links_made:
+            self._quiet(("rm", "-f", str(link.path)))
+        self.installed, self.links_made = [], []
 
     def _quiet(self, argv: cmd.Command) -> bool:
         """Run a clean-up command; its failure must not hide the original error."""

@@ -100,6 +100,7 @@ class HostPlan:
     layout: Layout
     release_id: str
     previous: str | None
+    req_hash: str  # the venv the release links to
     upload_release: bool
     build_venv: bool
     install_packages: tuple[str, ...]
@@ -219,6 +220,7 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         layout=layout,
         release_id=release_id,
         previous=previous,
+        req_hash=target.req_hash,
         upload_release=existing is None,
         build_venv=not venv_present,
         install_packages=facts.missing_packages(),
