@@ -37,7 +37,8 @@ def drift(facts: Facts, files: tuple[RenderedFile, ...]) -> list[str]:
 
 def host_status(layout: Layout, facts: Facts, files: tuple[RenderedFile, ...], log: list[dict]) -> dict:
     last = next((r for r in reversed(log) if r.get("release") == facts.current and r.get("result") == "deployed"), None)
-    serving = {unit: path.rsplit("/", 1)[-1] for unit, path in facts.serving.items()}
+    releases_dir = str(layout.releases) + "/"
+    serving = {unit: path[len(releases_dir):] for unit, path in facts.serving.items() if path.startswith(releases_dir)}
     return {
         "current": facts.current,
         "deployed_at": last.get("time") if last else None,
