@@ -1,0 +1,76 @@
+"""Deploy timings on the lab: cold, no-change and code-change deploys for 1 and 8 hosts.
+
+    python bench/deploy.py [--sizes 1,8]
+
+Each size starts from fresh hosts (lab down, then up), so "cold" includes
+packages check, user, venv build and first start. The controller's peak memory
+is the deployer process's max RSS. Results print as a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def deployer(*args: str) -> tuple[float, int, dict]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "deployer.cli", *args], capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        raise SystemExit(f"deployer {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    doc = json.loads(proc.stdout) if "--json" in args else {}
+    return elapsed, peak_kb, doc
+
+
+def inventory(root: Path, hosts: int) -> Path:
+    shutil.copytree(REPO / "examples" / "hello", root / "app", ignore=shutil.ignore_patterns("__pycache__", "instance"))
+    doc = yaml.safe_load((REPO / "inventories" / "lab.yml").read_text())
+    doc["app"]["source"] = str(root / "app")
+    doc["app"].pop("secrets")
+    doc["groups"] = {"lab": {"vars": {"server": "gunicorn"},
+                             "hosts": {f"lab{i}": {"address": f"198.18.{i}.2"} for i in range(1, hosts + 1)}}}
+    path = root / "bench.yml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1,8")
+    sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
+    rows = []
+    for size in sizes:
+        subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "down"], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "up", "--hosts", str(size)], check=True, capture_output=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            inv = inventory(Path(tmp), size)
+            cold, _, _ = deployer("deploy", "--json", "-i", str(inv))
+            same, _, doc = deployer("deploy", "--json", "-i", str(inv))
+            assert {r["status"] for r in doc["results"]} == {"unchanged"}, doc
+            app = Path(tmp) / "app" / "app.py"
+            app.write_text(app.read_text() + "\n# bench change\n")
+            change, peak_kb, doc = deployer("deploy", "--json", "-i", str(inv))
+            assert {r["status"] for r in doc["results"]} == {"deployed"}, doc
+        rows.append((size, cold, same, change, peak_kb / 1024))
+    subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "down"], check=True, capture_output=True)
+    print("| hosts | cold deploy | no-change redeploy | code-change redeploy | controller peak RSS |")
+    print("|---:|---:|---:|---:|---:|")
+    for size, cold, same, change, peak in rows:
+        print(f"| {size} | {cold:.1f} s | {same:.2f} s | {change:.1f} s | {peak:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
