@@ -207,14 +207,20 @@ def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json:
     from deployer import rollout
 
     inventory, hosts = load(inventory_path, limit)
+    results, cancelled = _rollout(
+        lambda cancel: rollout.deploy(inventory, hosts, serial=serial, progress=_progress(False), cancel=cancel), as_json)
+    sys.exit(130 if cancelled else exit_code_for(results))
+
+
+def _rollout(func, as_json: bool) -> tuple[list, bool]:
+    """Run a deploy or rollback so that Ctrl-C/SIGTERM unwind it, then print the results."""
     with cancellable() as cancel:
-        results = run_cancellable(
-            lambda: rollout.deploy(inventory, hosts, serial=serial, progress=_progress(False), cancel=cancel), cancel)
+        results = run_cancellable(lambda: func(cancel), cancel)
     if as_json:
         click.echo(json.dumps({"results": [r.as_dict() for r in results]}, indent=2))
     else:
         _summary(results)
-    sys.exit(130 if cancel.is_set() else exit_code_for(results))
+    return results, cancel.is_set()
 
 
 @main.command()
@@ -265,15 +271,10 @@ def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: b
     from deployer import rollout
 
     inventory, hosts = load(inventory_path, limit)
-    with cancellable() as cancel:
-        results = run_cancellable(
-            lambda: rollout.rollback(inventory, hosts, to=to, progress=_progress(False), cancel=cancel), cancel)
-    if as_json:
-        click.echo(json.dumps({"results": [r.as_dict() for r in results]}, indent=2))
-    else:
-        _summary(results)
+    results, cancelled = _rollout(
+        lambda cancel: rollout.rollback(inventory, hosts, to=to, progress=_progress(False), cancel=cancel), as_json)
     ok = all(r.status == "rolled-back-to" for r in results)
-    sys.exit(130 if cancel.is_set() else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)
+    sys.exit(130 if cancelled else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)
 
 
 def _read_hosts(inventory_path: Path, limit: str | None, with_files: bool):
