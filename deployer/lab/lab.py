@@ -115,7 +115,7 @@ class Lab:
         names = self._traces()
         with ThreadPoolExecutor(max_workers=16) as pool:
             states = list(pool.map(self._state, names))
-        return [self._host(n, s) for n, s in zip(names, states)]
+        return [self._host(n, s) for n, s in zip(names, states, strict=True)]
 
     # --- up --------------------------------------------------------------
 
@@ -168,7 +168,7 @@ class Lab:
 
             with ThreadPoolExecutor(max_workers=16) as pool:
                 ok = dict(zip(wanted, pool.map(lambda nm: host.healthy(self.paths, self.paths.host(nm)),
-                                               wanted)))
+                                               wanted), strict=True))
             todo = [nm for nm in wanted if not ok[nm]]
             for name in todo:  # whatever a killed run left: rebuilt from scratch
                 host.teardown(self.paths.host(name))
@@ -193,7 +193,7 @@ class Lab:
                     return "", str(e)
 
             with ThreadPoolExecutor(max_workers=min(32, max(1, len(started)))) as pool:
-                for name, (state, err) in zip(started, pool.map(wait, list(started))):
+                for name, (state, err) in zip(started, pool.map(wait, list(started)), strict=True):
                     if err:
                         failures.append(err)
                     elif state != "running":

@@ -39,7 +39,8 @@ def nspawn_pids(lab: Lab) -> dict[str, int | None]:
 
 
 def lab_cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    path = [str(REPO), os.environ.get("PYTHONPATH")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, path)))
     return subprocess.run([sys.executable, "-m", "deployer.lab.cli", *args], capture_output=True,
                           text=True, timeout=120, env=env)
 
@@ -140,7 +141,8 @@ def test_host_reaches_nothing_outside_its_slash30(lab):
     for target in ("198.18.2.2", "192.0.2.1"):
         res = ssh(lab, "lab1", "ip", "route", "get", target)
         assert res.returncode != 0 and "unreachable" in res.stderr.lower()
-    probe = "import socket\ntry:\n socket.create_connection(('198.18.2.2', 22), 3)\nexcept OSError as e:\n print(e.errno)"
+    probe = ("import socket\ntry:\n socket.create_connection(('198.18.2.2', 22), 3)\n"
+             "except OSError as e:\n print(e.errno)")
     res = ssh(lab, "lab1", shlex.join(["python3", "-c", probe]))  # ssh hands one string to a shell
     assert res.stdout.strip() == "101"  # ENETUNREACH
     assert ssh(lab, "lab1", "true").returncode == 0  # while the controller end works

@@ -122,7 +122,8 @@ def test_mirror_from_one_line_sources_skips_security_and_options():
 
 def test_mirror_falls_back_to_deb_debian_org():
     assert parse.mirror_from_sources([]) == parse.DEFAULT_MIRROR
-    assert parse.mirror_from_sources([("x.list", "deb http://m/debian trixie main\n")]) == parse.DEFAULT_MIRROR
+    trixie = [("x.list", "deb http://m/debian trixie main\n")]
+    assert parse.mirror_from_sources(trixie) == parse.DEFAULT_MIRROR
 
 
 def test_known_hosts_text_drops_comments():
