@@ -11,6 +11,7 @@ its configs, reloads, and checks health again.
 from __future__ import annotations
 
 import getpass
+import os
 import socket
 import threading
 import time
@@ -26,7 +27,7 @@ from deployer.facts import Facts, facts_command, parse_facts
 from deployer.layout import Layout
 from deployer.model import Inventory
 from deployer.plan import HostPlan, process_marker, required_links, required_packages, service_units
-from deployer.render import RenderedFile
+from deployer.render import RenderedFile, app_units, proxy_service
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0
@@ -76,8 +77,6 @@ def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile
 
 
 def lock_info(command: str) -> dict[str, object]:
-    import os
-
     return {"holder": f"{getpass.getuser()}@{socket.gethostname()}", "pid": os.getpid(), "command": command,
             "since": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
@@ -220,7 +219,7 @@ class Applier:
             raise
 
     def validate(self) -> None:
-        checks = {c.file.check for c in self.plan.changes} | ({self.host.proxy if self.host.proxy == "nginx" else "apache"} if self.plan.links else set())
+        checks = {c.file.check for c in self.plan.changes} | ({self.host.proxy} if self.plan.links else set())
         if "systemd" in checks:
             # Verify the units as they will run this release: `current` may not point at it
             # yet (or at all, on a first deploy), and verify checks that ExecStart exists.
@@ -246,7 +245,7 @@ class Applier:
         self.restart(plan.enable_units, plan.restart_app, plan.reload_proxy)
 
     def restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
-        proxy = service_units(self.inventory.app, self.host)[-1]
+        proxy = proxy_service(self.host)
         sockets = [u for u in enable if u.endswith(".socket")]
         if sockets:
             self.run("start", cmd.systemctl("enable", "--now", *sockets))
@@ -273,15 +272,23 @@ class Applier:
                 detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
                 raise StepFailed("serving", f"expected {release_path}: {detail}")
             time.sleep(0.3)
-        host = self.host
-        scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
-        self.say(f"health check {scheme}://{host.server_name}:{port}{self.inventory.app.health}")
-        outcome = self.remote.run(cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE),
-                                  check=False, timeout=HEALTH_DEADLINE + 15)
+        self.say(f"health check {self.health_url()}")
+        outcome = self.remote.run(self.health_command(), check=False, timeout=HEALTH_DEADLINE + 15)
         if not outcome.ok:
             raise StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within {HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}")
         if self.installed:
             self._quiet(cmd.drop_backups(self.installed))
+
+    def health_url(self) -> str:
+        host = self.host
+        scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
+        return f"{scheme}://{host.server_name}:{port}{self.inventory.app.health}"
+
+    def health_command(self) -> cmd.Command:
+        """Health through the proxy on the host itself: HTTPS when tls, the primary name as Host."""
+        host = self.host
+        scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
+        return cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE)
 
     def record(self, result: str) -> None:
         record = {"release": self.plan.release_id, "previous": self.plan.previous, "result": result,
@@ -316,21 +323,20 @@ class Applier:
         self.undo_configs()
         if plan.units_changed:
             self._quiet(cmd.systemctl("daemon-reload"))
+        proxy = proxy_service(self.host)
         if plan.previous is None:
-            units = [u for u in service_units(self.inventory.app, self.host)[:-1]]
+            units = app_units(self.inventory.app, self.host)
             if units:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
-            self._quiet(cmd.systemctl("reload-or-restart", service_units(self.inventory.app, self.host)[-1]))
+            self._quiet(cmd.systemctl("reload-or-restart", proxy))
             self.record("failed")
             return "failed"
         self._quiet(cmd.switch_current(self.layout, plan.previous))
         if plan.services:
             self._quiet(cmd.systemctl("restart", *plan.services))
-        self._quiet(cmd.systemctl("reload-or-restart", service_units(self.inventory.app, self.host)[-1]))
-        host = self.host
-        scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
-        healthy = self._quiet(cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE))
+        self._quiet(cmd.systemctl("reload-or-restart", proxy))
+        healthy = self._quiet(self.health_command())
         self.record("rolled-back" if healthy else "rollback-unhealthy")
         return "rolled-back" if healthy else "failed"
 

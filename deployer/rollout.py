@@ -7,15 +7,18 @@ host's failure never stops the others silently: every host has a result.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from deployer.apply import Applier, HostResult, gather_facts
 from deployer.connection import Remote
 from deployer.errors import DeployerError
-from deployer.facts import Facts
+from deployer.facts import Facts, snapshot_command
+from deployer.layout import Layout
 from deployer.model import Host, Inventory
 from deployer.plan import HostPlan, Target, plan_host
 from deployer.render import RenderedFile, TlsMaterial, render_host
@@ -36,8 +39,7 @@ def render_all(inventory: Inventory, hosts: Iterable[Host], *, reveal_secrets: b
 
 
 def secrets_of(inventory: Inventory) -> tuple[Secret, ...]:
-    secrets = tuple(inventory.app.secrets.values())
-    return secrets
+    return tuple(inventory.app.secrets.values())
 
 
 @dataclass
@@ -48,7 +50,7 @@ class Session:
     hosts: tuple[Host, ...]
 
     def __post_init__(self) -> None:
-        extra = tuple(Secret(h.tls.key.read_text()) for h in self.hosts if h.tls)
+        extra = tuple(tls.key for tls in map(read_tls, self.hosts) if tls)
         self.remotes = {h.name: Remote(h, secrets=secrets_of(self.inventory) + extra) for h in self.hosts}
         self.errors: dict[str, str] = {}
 
@@ -68,6 +70,10 @@ class Session:
                 remote.close()
             except Exception:  # noqa: BLE001
                 pass
+
+    def failed_results(self) -> dict[str, HostResult]:
+        """A result for every host that could not be reached or read."""
+        return {name: HostResult(name, "failed", None, error=error) for name, error in self.errors.items()}
 
     def connected(self) -> list[Remote]:
         return [r for name, r in self.remotes.items() if name not in self.errors]
@@ -120,8 +126,7 @@ def deploy(
     results: dict[str, HostResult] = {}
     with Session(inventory, hosts) as session:
         facts = gather_all(session, files)
-        for name, error in session.errors.items():
-            results[name] = HostResult(name, "failed", None, error=error)
+        results.update(session.failed_results())
         if facts:
             artifact = build_artifact(inventory.app, python=host_python(facts))
             target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
@@ -153,10 +158,6 @@ def deploy(
 
 def snapshot_files(remote: Remote, layout, release_id: str) -> tuple[RenderedFile, ...]:
     """The configs a release was deployed with, read back from the host for a rollback."""
-    import json
-
-    from deployer.facts import snapshot_command
-
     result = remote.run(snapshot_command(layout, release_id), check=False)
     if not result.ok:
         raise DeployerError(f"{remote.host.name}: release {release_id} has no config snapshot")
@@ -165,8 +166,6 @@ def snapshot_files(remote: Remote, layout, release_id: str) -> tuple[RenderedFil
         path = item["path"]
         check = ("systemd" if path.startswith("/etc/systemd/") else "nginx" if path.startswith("/etc/nginx/")
                  else "apache" if path.startswith("/etc/apache2/") else None)
-        from pathlib import PurePosixPath
-
         files.append(RenderedFile(PurePosixPath(path), item["content"], item["mode"], item["owner"], item["group"],
                                   secret=item["mode"] & 0o007 == 0, check=check))
     return tuple(files)
@@ -192,13 +191,10 @@ def rollback(
     cancel: threading.Event | None = None,
 ) -> list[HostResult]:
     """Back to the previous good (or named) release with the configs it was deployed with."""
-    from deployer.layout import Layout
-
     cancel = cancel or threading.Event()
     results: dict[str, HostResult] = {}
     with Session(inventory, hosts) as session:
-        for name, error in session.errors.items():
-            results[name] = HostResult(name, "failed", None, error=error)
+        results.update(session.failed_results())
 
         def one(remote: Remote) -> HostResult:
             name = remote.host.name
