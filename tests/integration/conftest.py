@@ -7,14 +7,18 @@ green by silently skipping the tests that deploy for real.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import sys
+import time
 
 import pytest
 
 from deployer.lab import Lab, LabError
 
 HOSTS = 3
+SESSION_WAIT = 1800.0  # another test session may hold the lab for its whole run
 
 
 def pytest_configure(config):
@@ -38,6 +42,31 @@ def _cannot(why: str):
     pytest.skip(why)
 
 
+def hold_lab(the_lab: Lab) -> int:
+    """Wait for the lab to be ours for this whole session.
+
+    One lab per machine (names, veths and addresses are fixed), so a second test
+    session (a developer's and a CI job's, say) queues here instead of taking
+    the hosts down under the first one's feet. The kernel drops the lock if we die.
+    """
+    path = the_lab.paths.root / "session.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline, told = time.monotonic() + SESSION_WAIT, False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                pytest.fail(f"another test session has held the lab ({path}) for {SESSION_WAIT:.0f}s", pytrace=False)
+            if not told:
+                print(f"\nwaiting for another test session to release the lab ({path})", file=sys.stderr)
+                told = True
+            time.sleep(1)
+
+
 @pytest.fixture(scope="session")
 def lab():
     """A Lab with lab1..lab3 up (cheap if they already are); all down at the end."""
@@ -45,9 +74,13 @@ def lab():
     if why:
         _cannot(why)
     the_lab = Lab()
+    fd = hold_lab(the_lab)
     try:
-        the_lab.up(HOSTS)
-    except LabError as e:
-        pytest.fail(f"deployer lab up failed: {e}", pytrace=False)
-    yield the_lab
-    the_lab.down()
+        try:
+            the_lab.up(HOSTS)
+        except LabError as e:
+            pytest.fail(f"deployer lab up failed: {e}", pytrace=False)
+        yield the_lab
+        the_lab.down()
+    finally:
+        os.close(fd)
