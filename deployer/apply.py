@@ -27,6 +27,7 @@ from deployer.facts import Facts, facts_command, parse_facts
 from deployer.layout import Layout
 from deployer.model import Inventory
 from deployer.plan import HostPlan, process_marker, required_links, required_packages, service_units
+from deployer.release import Artifact, venv_commands, venv_tree
 from deployer.render import RenderedFile, app_units, proxy_service
 
 HEALTH_DEADLINE = 30.0
@@ -87,7 +88,7 @@ class Applier:
     inventory: Inventory
     plan: HostPlan
     files: tuple[RenderedFile, ...]
-    artifact: object  # deployer.release.Artifact (app_tarball, wheels_tarball, wheel_names, req_hash)
+    artifact: Artifact | None  # None for a rollback: its release and venv are on the host
     progress: Callable[[str, str], None] = lambda host, message: None
     cancel: threading.Event = field(default_factory=threading.Event)
     command: str = "deploy"
@@ -172,13 +173,10 @@ class Applier:
         art = self.artifact
         if plan.build_venv:
             self.say("building virtualenv")
-            from deployer.release import venv_commands
-
-            wheels = self.remote.upload(art.wheels_tarball, "wheels.tar")
-            wheels_dir = self.remote.staging() / "wheels"
-            self.run("venv", ("rm", "-rf", "--", str(self.layout.venvs / art.req_hash)))
-            self.run("venv", ("sh", "-c", 'mkdir -p "$1" && tar -xf "$2" -C "$1"', "sh", str(wheels_dir), str(wheels)))
-            for step in venv_commands(self.layout, art.req_hash, wheels_dir, art.pip_wheel, python=art.python):
+            venv = self.layout.venvs / art.req_hash
+            tree = venv_tree(art, venv)
+            uploaded = self.remote.upload(tree.tarball, "venv.tar.gz")
+            for step in venv_commands(self.layout, art.req_hash, uploaded, tree.sha256, art.python, tree.precompiled):
                 self.run("venv", step, timeout=600)
         if plan.upload_release:
             self.say(f"uploading release {plan.release_id}")

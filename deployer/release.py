@@ -9,11 +9,15 @@ Two files come out of ``build_artifact``:
   with ``unpack_command`` (``tar --touch``): files then get the unpack time, so
   nginx's ETag and Last-Modified (built from mtime and size) change with each release
   instead of staying at 1970 and answering 304 for a changed file of the same size.
-- the **wheels tarball** (``wheels.tar`` in the wheel cache): every wheel the app
-  installs, built or downloaded here for the *hosts'* Python and CPU (hosts have no
-  route to an index), a ``requirements.lock`` pinning them by sha256, and a ``pip``
-  wheel. A host creates ``<venvs>/<req_hash>`` from it with ``venv_commands``: no
-  ensurepip, no index, no ``python3-pip`` on the host.
+- the **venv tree** (``venv_tree``, ``<key>.tar.gz`` beside the wheel cache entry): the
+  installed files of ``<venvs>/<req_hash>``. Every wheel the app installs is built or
+  downloaded here for the *hosts'* Python and CPU (hosts have no route to an index),
+  checked against the entry's ``requirements.lock`` (sha256 per wheel) and installed
+  into a staging tree with PyPA's ``installer`` (RECORD checked, console scripts pointing
+  at the venv's python), byte-compiled here when this Python is the hosts' version. A
+  host then runs ``venv_commands``: ``python -m venv --without-pip`` and one ``tar``.
+  Installing once here instead of running pip on every host saves ~1.9 s of host CPU
+  per host (measured on the lab), and the hosts need no pip at all.
 
 What goes into a release: everything under ``app.source`` except
 
@@ -51,7 +55,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -61,9 +64,9 @@ import shutil
 import stat
 import subprocess
 import sys
-import sysconfig
 import tarfile
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -77,9 +80,9 @@ from deployer.model import App
 
 MANIFEST_PATH = ".deployer/manifest.json"
 MANIFEST_FORMAT = 1
-CACHE_FORMAT = "1"  # bump when the cache entry layout changes
+CACHE_FORMAT = "2"  # bump when the cache entry layout changes
+TREE_FORMAT = "1"  # bump when venv trees are built differently
 IGNORE_FILE = ".deployerignore"
-LOCK_NAME = "requirements.lock"
 COMPLETE_MARKER = ".complete"
 
 # Debian 12 (bookworm), the hosts' release, has glibc 2.36: wheels up to manylinux_2_36.
@@ -139,12 +142,10 @@ class Artifact:
     content_hash: str  # sha256 of the manifest: app files + the wheel set; the identity
     app_tarball: Path  # tar.gz, .deployer/manifest.json at its root
     req_hash: str  # names <venvs>/<req_hash> on hosts
-    wheels_tarball: Path  # wheels + requirements.lock + the pip wheel, files at its root
-    wheel_names: tuple[str, ...]  # what the venv installs, sorted (pip not included)
+    wheels_dir: Path  # the wheel cache entry's wheels + requirements.lock
+    wheel_names: tuple[str, ...]  # what the venv installs, sorted
     python: str  # the hosts' Python, "3.11"
-    pip_wheel: str = ""  # file name of the pip wheel inside wheels_tarball
     size: int = 0  # bytes of app_tarball
-    wheels_size: int = 0  # bytes of wheels_tarball
 
 
 @dataclass(frozen=True)
@@ -166,9 +167,16 @@ class WheelSet:
 
     dir: Path
     wheels: tuple[str, ...]  # the installed set, sorted
-    pip_wheel: str
     req_hash: str
+
+
+@dataclass(frozen=True)
+class VenvTree:
+    """A venv's installed files for one venv path on the hosts, as a tar.gz."""
+
     tarball: Path
+    sha256: str
+    precompiled: bool  # .pyc files inside; else the host compiles
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -248,18 +256,6 @@ def is_pure_wheel(filename: str) -> bool:
     return abi == "none" and plat == "any" and any(tag.startswith("py3") for tag in py.split("."))
 
 
-def lock_text(wheels: Sequence[tuple[str, str]]) -> str:
-    """``requirements.lock``: one ``name==version --hash=sha256:...`` per (file name, sha256).
-
-    Hashes put pip in hash-checking mode on the host: a truncated upload fails loudly.
-    """
-    lines = ["# Written by deployer: the exact wheel set of this venv."]
-    for filename, digest in sorted(wheels):
-        name, version, *_ = parse_wheel_name(filename)
-        lines.append(f"{name}=={version} --hash=sha256:{digest}")
-    return "\n".join(lines) + "\n"
-
-
 def requirements_lock_hash(wheel_names: Sequence[str], python: str, arch: str) -> str:
     """``req_hash``: changes iff the installed set (or the Python or CPU it targets) does."""
     doc = {"python": python, "arch": arch, "wheels": sorted(wheel_names)}
@@ -321,26 +317,40 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(PurePosixPath(name).match(p) for p in patterns)
 
 
-def venv_commands(layout: Layout, artifact_req_hash: str, wheels_dir: PurePosixPath,
-                  pip_wheel_name: str, python: str = "3.11") -> list[tuple[str, ...]]:
-    """Create ``<venvs>/<req_hash>`` offline from an unpacked wheels tarball.
+def venv_site_packages(venv: PurePosixPath, python: str) -> PurePosixPath:
+    return venv / "lib" / f"python{python}" / "site-packages"
 
-    The venv gets no pip of its own (``--without-pip``: no ensurepip, ~2 s less per
-    host). The pip wheel runs as a zip under the venv's own python, so it installs
-    into the venv; ``PIP_CONFIG_FILE=/dev/null`` and ``--isolated`` keep a host's pip
-    configuration out. ``--clear`` empties a half-built venv left by an earlier try.
-    The ``.complete`` marker comes last: a venv without it is not to be used.
+
+def venv_scheme(venv: PurePosixPath, python: str, distribution: str) -> dict[str, str]:
+    """Where a wheel's parts go in a venv (what ``sysconfig`` says inside that venv)."""
+    site = str(venv_site_packages(venv, python))
+    return {"purelib": site, "platlib": site, "scripts": str(venv / "bin"), "data": str(venv),
+            "headers": str(venv / "include" / "site" / f"python{python}" / distribution)}
+
+
+VENV_SCRIPT = (
+    'set -e; venv=$1 tree=$2 sum=$3 python=$4 compile=$5\n'
+    'printf "%s  %s\\n" "$sum" "$tree" | sha256sum --check --quiet --strict\n'
+    '"$python" -m venv --clear --without-pip "$venv"\n'
+    'tar -xzf "$tree" -C "$venv" --no-same-owner\n'
+    # as pip does, a file that does not compile (py2-only test data...) is not an error
+    'if [ "$compile" = yes ]; then "$venv/bin/python" -m compileall -q -j 0 '
+    '--invalidation-mode unchecked-hash "$venv/lib" >/dev/null || :; fi\n'
+    'rm -f "$tree"; touch "$venv/.complete"\n'
+)
+
+
+def venv_commands(layout: Layout, req_hash: str, tree: PurePosixPath, tree_sha256: str,
+                  python: str = "3.11", precompiled: bool = True) -> list[tuple[str, ...]]:
+    """Create ``<venvs>/<req_hash>`` from an uploaded venv tree, in one round trip.
+
+    The tree's sha256 is checked first (a truncated upload fails loudly). The venv gets
+    no pip (``--without-pip``: no ensurepip). ``--clear`` empties a half-built venv left
+    by an earlier try; the ``.complete`` marker comes last: a venv without it is not used.
     """
-    venv = layout.venvs / artifact_req_hash
-    venv_python = venv / "bin" / "python"
-    return [
-        (f"python{python}", "-m", "venv", "--clear", "--without-pip", str(venv)),
-        ("env", "PIP_CONFIG_FILE=/dev/null", str(venv_python), str(wheels_dir / pip_wheel_name / "pip"),
-         "install", "--isolated", "--disable-pip-version-check", "--no-input", "--no-cache-dir",
-         "--no-index", "--find-links", str(wheels_dir), "--require-hashes",
-         "-r", str(wheels_dir / LOCK_NAME)),
-        ("touch", str(venv / COMPLETE_MARKER)),
-    ]
+    venv = layout.venvs / req_hash
+    compile_ = "no" if precompiled else "yes"
+    return [("sh", "-c", VENV_SCRIPT, "sh", str(venv), str(tree), tree_sha256, f"python{python}", compile_)]
 
 
 def unpack_command(tarball: PurePosixPath, dest: PurePosixPath) -> tuple[str, ...]:
@@ -386,12 +396,10 @@ def build_artifact(app: App, *, python: str = "3.11", cache_dir: Path | None = N
         content_hash=content_hash,
         app_tarball=tarball,
         req_hash=wheels.req_hash,
-        wheels_tarball=wheels.tarball,
+        wheels_dir=wheels.dir,
         wheel_names=wheels.wheels,
         python=python,
-        pip_wheel=wheels.pip_wheel,
         size=tarball.stat().st_size,
-        wheels_size=wheels.tarball.stat().st_size,
     )
 
 
@@ -575,14 +583,9 @@ def ensure_wheels(app: App, *, python: str, cache_dir: Path) -> WheelSet:
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir))
     try:
         wheels = download_wheels(requirements.resolve(), work, python=python, arch=arch)
-        pip_wheel = _pip_wheel(work)
-        digests = {name: _sha256_file(work / "wheels" / name) for name in [*wheels, pip_wheel]}
-        lock = lock_text([(name, digests[name]) for name in wheels])
-        (work / "wheels" / LOCK_NAME).write_text(lock, encoding="utf-8")
-        with open(work / "wheels.tar", "wb") as fh:
-            _write_wheels_tar(fh, work / "wheels", [LOCK_NAME, *sorted(wheels), pip_wheel])
+        digests = {name: _sha256_file(work / "wheels" / name) for name in wheels}
         info = {"format": CACHE_FORMAT, "python": python, "arch": arch, "wheels": sorted(wheels),
-                "pip_wheel": pip_wheel, "req_hash": requirements_lock_hash(wheels, python, arch),
+                "sha256": digests, "req_hash": requirements_lock_hash(wheels, python, arch),
                 "requirements": [str(p) for p in paths]}
         (work / "entry.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         try:
@@ -602,10 +605,9 @@ def _read_entry(entry: Path) -> WheelSet | None:
         info = json.loads((entry / "entry.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if info.get("format") != CACHE_FORMAT or not (entry / "wheels.tar").is_file():
+    if info.get("format") != CACHE_FORMAT:
         return None
-    return WheelSet(entry / "wheels", tuple(info["wheels"]), info["pip_wheel"], info["req_hash"],
-                    entry / "wheels.tar")
+    return WheelSet(entry / "wheels", tuple(info["wheels"]), info["req_hash"])
 
 
 def download_wheels(requirements: Path, work: Path, *, python: str, arch: str) -> list[str]:
@@ -668,35 +670,6 @@ def _build_pure_wheel(requirement: str, requirements: Path, built: Path, work: P
         os.replace(wheel, built / wheel.name)
 
 
-def _pip_wheel(work: Path) -> str:
-    """A pip wheel for the hosts: the one this Python bundles, else a download."""
-    spec = importlib.util.find_spec("ensurepip")  # Debian ships it apart, in python3.X-venv
-    bundled = Path(spec.origin).parent / "_bundled" if spec and spec.origin else None
-    candidates = sorted(bundled.glob("pip-*.whl")) if bundled else []
-    debian = sysconfig.get_config_var("WHEEL_PKG_DIR")  # Debian's /usr/share/python-wheels
-    if not candidates and debian:
-        candidates = sorted(Path(debian).glob("pip-*.whl"))
-    dest = work / "wheels"
-    if candidates:
-        shutil.copyfile(candidates[-1], dest / candidates[-1].name)
-        return candidates[-1].name
-    got = work / "pip-download"
-    run_pip(["download", "--no-deps", "--only-binary=:all:", "--dest", str(got), "pip"],
-            cwd=work, what="downloading a pip wheel for the hosts")
-    name = sorted(p.name for p in got.glob("pip-*.whl"))[-1]
-    os.replace(got / name, dest / name)
-    return name
-
-
-def _write_wheels_tar(fh, directory: Path, names: Sequence[str]) -> None:
-    with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name in names:
-            data = (directory / name).read_bytes()
-            info = _tarinfo(name, 0o644)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 def _sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -705,3 +678,77 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+
+
+# --------------------------------------------------------------------------- venv trees
+
+_tree_lock = threading.Lock()  # host threads ask at once; one builds, the others reuse it
+
+
+def venv_tree(artifact: Artifact, venv: PurePosixPath) -> VenvTree:
+    """The installed files of ``venv`` (a path on the hosts), built once here and cached.
+
+    Scripts name ``venv``'s python in their ``#!`` line, so the tree is per venv path
+    (the same on every host unless ``deploy_root`` differs). Each wheel is checked against
+    the sha256 recorded when it entered the cache. Byte-compiled here only when this
+    Python is the hosts' version (pycs are version-specific); ``unchecked-hash`` pycs do
+    not depend on file times, so unpacking cannot make them stale.
+    """
+    from installer import install
+    from installer.sources import WheelFile
+    from installer.destinations import SchemeDictionaryDestination
+
+    entry = artifact.wheels_dir.parent
+    key = hashlib.sha256(f"{TREE_FORMAT}\0{venv}".encode()).hexdigest()[:16]
+    tarball, meta = entry / "trees" / f"{key}.tar.gz", entry / "trees" / f"{key}.json"
+    with _tree_lock:
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            if tarball.is_file():
+                return VenvTree(tarball, info["sha256"], info["precompiled"])
+        except (OSError, ValueError, KeyError):
+            pass
+        digests = json.loads((entry / "entry.json").read_text(encoding="utf-8")).get("sha256", {})
+        precompiled = f"{sys.version_info[0]}.{sys.version_info[1]}" == artifact.python
+        stage = Path(tempfile.mkdtemp(prefix=".tree-", dir=entry))
+        try:
+            for name in artifact.wheel_names:
+                path = artifact.wheels_dir / name
+                if _sha256_file(path) != digests.get(name):
+                    raise ReleaseError(f"{path}: sha256 differs from the wheel cache's record; "
+                                       f"delete {entry} and deploy again")
+                with WheelFile.open(path) as source:
+                    source.validate_record()
+                    install(source, SchemeDictionaryDestination(
+                        venv_scheme(venv, artifact.python, source.distribution),
+                        interpreter=str(venv / "bin" / "python"), script_kind="posix",
+                        destdir=str(stage)), {"INSTALLER": b"deployer\n"})
+            root = stage / str(venv).lstrip("/")
+            if precompiled:
+                import compileall
+                import py_compile
+
+                compileall.compile_dir(root / "lib", quiet=2, ddir=str(venv / "lib"), workers=0,
+                                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+            tarball.parent.mkdir(exist_ok=True)
+            _atomic_write(tarball, lambda fh: _write_tree(fh, root))
+            meta.write_text(json.dumps({"venv": str(venv), "sha256": _sha256_file(tarball),
+                                        "precompiled": precompiled}) + "\n", encoding="utf-8")
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return VenvTree(tarball, json.loads(meta.read_text(encoding="utf-8"))["sha256"], precompiled)
+
+
+def _write_tree(fh, root: Path) -> None:
+    """A gzipped tar of ``root``'s contents, sorted, owned by root, modes kept."""
+    with gzip.GzipFile(fileobj=fh, mode="wb", mtime=FIXED_MTIME, compresslevel=6) as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            if info.isfile():
+                with open(path, "rb") as data:
+                    tar.addfile(info, data)
+            else:
+                tar.addfile(info)
