@@ -10,6 +10,8 @@ is the deployer process's max RSS. Results print as a Markdown table.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import os
 import json
 import resource
 import shutil
@@ -51,6 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1,8")
     sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
+    # the lab is one per machine: wait for a test session using it (tests/integration/conftest.py)
+    lab_dir = Path(os.environ.get("DEPLOYER_LAB_DIR", "/var/lib/deployer-lab"))
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    session = open(lab_dir / "session.lock", "w")  # noqa: SIM115 - held until exit
+    fcntl.flock(session, fcntl.LOCK_EX)
     rows = []
     for size in sizes:
         subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "down"], check=True, capture_output=True)

@@ -180,3 +180,32 @@ def test_zero_downtime_during_code_change(project: Project) -> None:
     assert code == 0, results
     assert all(c > 20 for c in counts.values()), counts
     assert failures == [], failures[:10]
+
+
+def test_serial_batches_stop_after_a_failed_batch(project: Project, lab) -> None:
+    """--serial 1: lab1 fails its health gate, so lab2 and lab3 are never touched."""
+    before = {name: ssh(lab, name, "readlink", "/srv/hello/current").strip() for name in HOSTS}
+    path = project.root / "app" / "app.py"
+    original = path.read_text()
+    # unhealthy only where the marker exists (lab1), as a bad host-specific state would be
+    probe = '        _db().execute("SELECT 1").fetchone()\n'
+    assert probe in original and "import os" in original
+    path.write_text(original.replace(
+        probe, '        if os.path.exists("/etc/hello-broken"):\n            return "broken\\n", 503\n' + probe))
+    ssh(lab, "lab1", "touch", "/etc/hello-broken")
+    try:
+        code, results = project.deploy_json("--serial", "1")
+    finally:
+        ssh(lab, "lab1", "rm", "-f", "/etc/hello-broken")
+    assert code == 1, results
+    assert results["lab1"]["status"] == "rolled-back", results
+    assert {results[n]["status"] for n in ("lab2", "lab3")} == {"skipped"}, results
+    assert {name: ssh(lab, name, "readlink", "/srv/hello/current").strip() for name in HOSTS} == before
+
+    # healthy again: batches of two (lab1+lab2, then lab3) all go through, in inventory order
+    code, results = project.deploy_json("--serial", "2")
+    path.write_text(original)
+    assert code == 0, {n: (r["status"], r["error"]) for n, r in results.items()}
+    assert {r["status"] for r in results.values()} == {"deployed"}, results
+    switched = {name: int(ssh(lab, name, "stat", "-c", "%Y", "/srv/hello/current")) for name in HOSTS}
+    assert max(switched["lab1"], switched["lab2"]) <= switched["lab3"], switched
