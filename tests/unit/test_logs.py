@@ -94,9 +94,11 @@ def test_stop_on_close_ends_the_follower_when_stdin_closes() -> None:
 
 
 def test_stop_on_close_returns_when_the_follower_fails_by_itself() -> None:
-    proc = subprocess.run(journal.stop_on_close(("sh", "-c", "echo bad >&2; exit 3")), stdin=subprocess.PIPE,
-                          capture_output=True, text=True, timeout=10)
-    assert proc.returncode == 3 and proc.stderr == "bad\n"
+    proc = subprocess.Popen(journal.stop_on_close(("sh", "-c", "echo bad >&2; exit 3")), stdin=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.wait(timeout=10) == 3  # stdin still open: the channel has not closed
+    assert proc.stderr.read() == "bad\n"
+    proc.stdin.close()
 
 
 # -- parsing ---------------------------------------------------------------------------
