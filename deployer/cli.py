@@ -23,6 +23,7 @@ from deployer.lab.cli import lab as lab_group
 from deployer.logs import logs_command
 from deployer.model import Host, Inventory
 from deployer.selection import select_hosts
+from deployer.starter import init
 
 
 class DeployerGroup(click.Group):
@@ -377,6 +378,7 @@ def unlock(inventory_path: Path, limit: str | None) -> None:
 
 
 main.add_command(logs_command(inventory_option, limit_option))
+main.add_command(init)
 
 
 if __name__ == "__main__":  # pragma: no cover
