@@ -66,14 +66,25 @@ def fetch(session: Session, inventory: Inventory, lines: int, since: str | None,
     return out
 
 
+@dataclass(frozen=True)
+class Ended:
+    """A follower that stopped by itself (bad --since, unreadable file...), with its exit code."""
+
+    host: str
+    label: str
+    code: int
+
+
 class Follower:
     """One channel per log per host, each read by its own thread into one queue of printable lines."""
 
     def __init__(self, width: int) -> None:
         self.width = width
-        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.items: queue.Queue[str | Ended | None] = queue.Queue()
         self.channels: list = []
         self.threads: list[threading.Thread] = []
+        self.stopping = threading.Event()
+        self.failed = False
 
     def start(self, remote: Remote, source: journal.Source, lines: int, since: str | None) -> None:
         argv = journal.stop_on_close(journal.read_command(source, lines, since, follow=True))
@@ -87,37 +98,43 @@ class Follower:
         parser = journal.LineParser(remote.host.name, source)
         pending = b""
         try:
-            while True:
-                chunk = channel.recv(65536)
-                if not chunk:
-                    break
+            while chunk := channel.recv(65536):
                 *complete, pending = (pending + chunk).split(b"\n")
                 for raw in complete:
-                    for line in parser.feed(raw.decode("utf-8", "replace")):
-                        self.lines.put(mask_text(journal.format_line(line, self.width), remote.secrets))
+                    self._put(remote, parser.feed(raw.decode("utf-8", "replace")))
+            self._put(remote, parser.feed(pending.decode("utf-8", "replace")))
+            if not self.stopping.is_set():
+                self.items.put(Ended(remote.host.name, source.label, channel.recv_exit_status()))
         except OSError:
             pass  # the channel was closed under us: we are stopping
         finally:
-            self.lines.put(None)
+            self.items.put(None)
+
+    def _put(self, remote: Remote, lines: list[journal.LogLine]) -> None:
+        for line in lines:
+            self.items.put(mask_text(journal.format_line(line, self.width), remote.secrets))
 
     def run(self) -> None:
         """Print lines as they come until every stream ends (or Ctrl-C/SIGTERM raises here)."""
         running = len(self.threads)
         while running:
             try:
-                line = self.lines.get(timeout=0.5)
+                item = self.items.get(timeout=0.5)
             except queue.Empty:
                 continue
-            if line is None:
+            if item is None:
                 running -= 1
+            elif isinstance(item, Ended):
+                self.failed |= item.code != 0
+                click.echo(f"{item.host}: {item.label}: stopped (exit {item.code})", err=True)
             else:
-                click.echo(line)
+                click.echo(item)
 
     def close(self) -> None:
-        """EOF then close on every channel: the host side's watcher stops the follower."""
+        """Close every channel (EOF first): on the host, ``journal.stop_on_close`` stops each follower."""
+        self.stopping.set()
         for channel in self.channels:
             try:
-                channel.shutdown_write()
                 channel.close()
             except (OSError, EOFError):
                 pass
@@ -125,7 +142,9 @@ class Follower:
             thread.join(timeout=5)
 
 
-def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], lines: int, since: str | None, proxy: bool) -> None:  # noqa: ANN001
+def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], lines: int, since: str | None,
+           proxy: bool) -> bool:
+    """Follow every log until Ctrl-C/SIGTERM (or until all stop by themselves); False if one failed."""
     follower = Follower(width=max(len(h.name) for h in hosts))
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends it as Ctrl-C does
     try:
@@ -134,13 +153,18 @@ def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], line
             if note:
                 click.echo(f"{remote.host.name}: {note}", err=True)
             for source in sources:
-                follower.start(remote, source, lines, since)
+                try:
+                    follower.start(remote, source, lines, since)
+                except Exception as exc:  # noqa: BLE001 - one host's channel failing must not stop the others
+                    follower.failed = True
+                    click.echo(f"{remote.host.name}: {source.label}: error: {exc}", err=True)
         follower.run()
     except KeyboardInterrupt:
         pass
     finally:
         follower.close()
         signal.signal(signal.SIGTERM, previous)
+    return not follower.failed
 
 
 def logs_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN001
@@ -165,8 +189,8 @@ def logs_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN0
             for name, error in session.errors.items():
                 click.echo(f"{name}: error: {error}", err=True)
             if follow:
-                stream(session, inventory, hosts, lines, since, proxy)
-                sys.exit(EXIT_FAILED if session.errors else EXIT_OK)
+                ok = stream(session, inventory, hosts, lines, since, proxy)
+                sys.exit(EXIT_FAILED if session.errors or not ok else EXIT_OK)
             collected = fetch(session, inventory, lines, since, proxy)
         show(collected, session, hosts)
         sys.exit(EXIT_FAILED if session.errors or collected.errors else EXIT_OK)

@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from deployer import journal
 from deployer.cli import main
 from deployer.errors import UsageError
+from deployer.logs import Follower
+from deployer.secret import Secret
 from tests.factories import app, host
 
 T0 = 1_764_086_400_000_000  # 2025-11-25T16:00:00Z in microseconds
@@ -170,3 +172,47 @@ def test_format_aligns_hosts_and_shows_utc_milliseconds() -> None:
 def test_cli_refuses_bad_since_before_connecting(tmp_path) -> None:
     result = CliRunner().invoke(main, ["logs", "-i", str(tmp_path / "none.yml"), "--since", "--output=cat"])
     assert result.exit_code == 2 and "--since" in result.output
+
+
+# -- following, over fake channels --------------------------------------------------------
+
+
+class FakeChannel:
+    """Hands out chunks the way paramiko's recv does, then b'' and an exit status."""
+
+    def __init__(self, chunks: list[bytes], code: int = 0) -> None:
+        self.chunks, self.code, self.closed = list(chunks), code, False
+
+    def recv(self, size: int) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+    def recv_exit_status(self) -> int:
+        return self.code
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeRemote:
+    def __init__(self, name: str, channel: FakeChannel) -> None:
+        self.host, self.secrets, self.channel = host(name), (Secret("s3cr3t"),), channel
+        self.argv = None
+
+    def open_stream(self, argv):
+        self.argv = argv
+        return self.channel
+
+
+def test_follower_splits_chunks_into_lines_masks_and_reports_a_stop(capsys) -> None:
+    text = entry(T0, "token=s3cr3t") + "\n" + entry(T0 + 1, "second")
+    channel = FakeChannel([text[:30].encode(), text[30:].encode()], code=1)  # the last line has no newline
+    remote = FakeRemote("web1", channel)
+    follower = Follower(width=4)
+    follower.start(remote, journal.Source("hello", units=("hello.service",)), 10, None)
+    follower.run()
+    follower.close()
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["web1  2025-11-25T16:00:00.000Z  gunicorn[812]: token=***",
+                                "web1  2025-11-25T16:00:00.000Z  gunicorn[812]: second"]
+    assert "web1: hello: stopped (exit 1)" in err and follower.failed and channel.closed
+    assert remote.argv[:3] == ("sh", "-c", journal.STOP_ON_CLOSE) and "--follow" in remote.argv
