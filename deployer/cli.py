@@ -20,8 +20,10 @@ import yaml
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, DeployerError
 from deployer.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
+from deployer.logs import logs_command
 from deployer.model import Host, Inventory
 from deployer.selection import select_hosts
+from deployer.starter import init
 
 
 class DeployerGroup(click.Group):
@@ -373,6 +375,10 @@ def unlock(inventory_path: Path, limit: str | None) -> None:
         for name, error in session.errors.items():
             click.echo(f"{name}: error: {error}", err=True)
     sys.exit(EXIT_FAILED if session.errors else EXIT_OK)
+
+
+main.add_command(logs_command(inventory_option, limit_option))
+main.add_command(init)
 
 
 if __name__ == "__main__":  # pragma: no cover

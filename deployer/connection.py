@@ -154,6 +154,15 @@ class Remote:
             raise CommandFailed(self.host.name, argv, result)
         return result
 
+    def open_stream(self, argv: Command) -> paramiko.Channel:
+        """Start ``argv`` on a channel of its own and return it unread (stdout and stderr
+        combined), for output read as it arrives (``logs --follow``). The caller masks
+        secrets in what it reads and closes the channel."""
+        channel = self._conn.client.get_transport().open_session()
+        channel.set_combine_stderr(True)
+        channel.exec_command(self.wrap(argv))
+        return channel
+
     def staging(self) -> PurePosixPath:
         """A private temp dir owned by the SSH user, for uploads before ``sudo`` moves them."""
         if self._staging is None:
