@@ -10,6 +10,7 @@ tuple joined with ``shlex.join`` here, at the edge.
 from __future__ import annotations
 
 import io
+import logging
 import shlex
 import threading
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ from deployer.secret import Secret, mask_text
 
 Command = tuple[str, ...]
 _known_hosts_lock = threading.Lock()
+
+# paramiko's transport thread logs its own tracebacks ("Error reading SSH protocol
+# banner" from a host that does not answer) and, with no handler configured, Python
+# prints them on stderr. The failure reaches the user once, as deployer's own message.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 class ConnectError(DeployerError):
