@@ -18,6 +18,7 @@ import click
 import yaml
 
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, DeployerError
+from deployer.exec_command import exec_command
 from deployer.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.model import Host, Inventory
@@ -259,6 +260,7 @@ def plan(inventory_path: Path, limit: str | None) -> None:
 
 
 main.add_command(lab_group)
+main.add_command(exec_command(inventory_option, limit_option))
 
 
 @main.command()
