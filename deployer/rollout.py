@@ -160,7 +160,7 @@ def deploy(
 
 def snapshot_files(remote: Remote, layout, release_id: str) -> tuple[RenderedFile, ...]:
     """The configs a release was deployed with, read back from the host for a rollback."""
-    result = remote.run(snapshot_command(layout, release_id), check=False)
+    result = remote.run(snapshot_command(layout, release_id), check=False, mask=False)  # real content: it is installed again
     if not result.ok:
         raise DeployerError(f"{remote.host.name}: release {release_id} has no config snapshot")
     files = []

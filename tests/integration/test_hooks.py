@@ -157,6 +157,22 @@ def test_failing_after_switch_hook_rolls_back_and_runs_after_rollback(project: P
     assert ssh(lab, "lab1", "cat", marker).split() == [f"/srv/hello/{before['lab1']}"]
 
 
+def test_rollback_command_runs_after_rollback_in_the_release_returned_to(project: Project, lab) -> None:
+    marker = "/srv/hello/shared/instance/rollback-command.txt"
+    ssh(lab, "lab1", "rm", "-f", marker)
+    project.doc["app"]["hooks"]["after_rollback"] = [{"shell": f"pwd >> {marker}"}]
+    project.save()
+    try:
+        result = project.deployer("rollback", "--limit", "lab1")
+    finally:
+        del project.doc["app"]["hooks"]["after_rollback"]
+        project.save()
+    assert result.returncode == 0 and "rolled-back-to" in result.stdout, result.stdout + result.stderr
+    assert ssh(lab, "lab1", "cat", marker).split() == [f"/srv/hello/{current(lab, 'lab1')}"]
+    assert "lab1: after_rollback hook: sh -c" in result.stderr
+    assert ssh(lab, "lab1", "grep", "-c", SECRET, "/etc/hello/env").strip() == "1"  # the snapshot's real secret, not ***
+
+
 def test_exec_sees_the_app_env_and_secret_without_printing_it(project: Project) -> None:
     check = (f"import os, pwd, sys; print(os.environ['APP_SECRET_KEY'] == {SECRET!r}, os.environ['APP_GREETING'], "
              "pwd.getpwuid(os.getuid()).pw_name, os.getcwd().startswith('/srv/hello/releases/'), sys.prefix != sys.base_prefix)")
