@@ -174,7 +174,7 @@ class Applier:
             result.status = self.recover(exc) if locked else "failed"
         finally:
             if self.once is not None and plan.stage_hooks("before_switch", once=True):
-                self.once.open(f"{self.host.name}: {result.error}" if result.error else None)  # no-op once opened
+                self.once.open(result.error)  # no-op once opened
             if self.rollback_error:
                 result.error = f"{result.error}; {self.rollback_error}"
             if locked:
@@ -248,7 +248,7 @@ class Applier:
             self.say(f"waiting for the run_once hooks on {plan.once_leader}")
             error = self.once.wait(self.cancel)
             if error:
-                raise StepFailed("run_once", f"the run_once hooks did not succeed: {error}")
+                raise StepFailed("run_once", f"the run_once hooks on {plan.once_leader} did not succeed: {error}")
         self.run_hooks(own, env)
 
     def release_env(self, release_id: str) -> ReleaseEnv:

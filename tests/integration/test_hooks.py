@@ -135,7 +135,7 @@ def test_failing_run_once_hook_stops_every_host_before_the_switch(project: Proje
     assert code == 1 and {r["status"] for r in results.values()} == {"failed"}, results
     assert "hook false exited 1" in results["lab1"]["error"]
     for name in ("lab2", "lab3"):
-        assert "run_once hooks did not succeed: lab1" in results[name]["error"], results[name]
+        assert "the run_once hooks on lab1 did not succeed: before_switch: hook false exited 1" in results[name]["error"], results[name]
     assert {name: current(lab, name) for name in HOSTS} == before
 
 

@@ -245,10 +245,10 @@ def test_once_gate_passes_the_first_outcome_to_waiters() -> None:
     seen: list[str | None] = []
     waiter = threading.Thread(target=lambda: seen.append(gate.wait(threading.Event())))
     waiter.start()
-    gate.open("web1: before_switch: hook exited 1")
+    gate.open("before_switch: hook false exited 1")
     gate.open(None)  # later outcomes of the same host change nothing
     waiter.join(5)
-    assert seen == ["web1: before_switch: hook exited 1"]
+    assert seen == ["before_switch: hook false exited 1"]
 
 
 def test_once_gate_wait_stops_on_cancel() -> None:
