@@ -7,8 +7,10 @@ import threading
 from pathlib import Path, PurePosixPath
 
 import pytest
+from click.testing import CliRunner
 
 from deployer.apply import Cancelled, OnceGate
+from deployer.cli import main
 from deployer.connection import LineStream
 from deployer.errors import InventoryError
 from deployer.inventory import load_inventory
@@ -256,3 +258,13 @@ def test_once_gate_wait_stops_on_cancel() -> None:
     cancel.set()
     with pytest.raises(Cancelled):
         OnceGate().wait(cancel)
+
+
+def test_check_lists_hooks_with_secret_values_masked(project: Path) -> None:
+    (project / "secrets.env").write_text("APP_SECRET_KEY=s3cr3t-Key_value\n")
+    path = write(project, "before_switch:\n  - {run: [flask, seed, --token, s3cr3t-Key_value], run_once: true}\n")
+    path.write_text(path.read_text().replace("  hooks:\n", "  secrets: secrets.env\n  hooks:\n"))
+    result = CliRunner().invoke(main, ["check", "-i", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "- flask seed --token *** (run_once)" in result.output
+    assert "s3cr3t-Key_value" not in result.output
