@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from deployer.apply import Cancelled, OnceGate
 from deployer.cli import main
 from deployer.connection import LineStream
-from deployer.errors import InventoryError
 from deployer.inventory import load_inventory
 from deployer.model import Hook, Hooks
 from deployer.plan import Target, assign_run_once, plan_host
@@ -20,6 +19,7 @@ from deployer.release_env import ReleaseEnv, in_release, logged, paths_exist
 from deployer.render import render_host
 from deployer.secret import Secret
 from tests import factories as f
+from tests.unit.test_inventory import problems, project, write  # noqa: F401 - project is a fixture
 from tests.unit.test_plan import converged
 
 NEW = Target("20261125T180000Z-bbbbbbbbbbbb", "bbbbbbbbbbbb", "req1", "3.11")  # a release not on the host yet
@@ -38,38 +38,23 @@ groups:
 """
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "app").mkdir()
-    (tmp_path / "app" / "requirements.txt").write_text("flask\n")
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def write(project: Path, hooks: str) -> Path:
-    path = project / "inv.yml"
-    path.write_text(BASE.format(hooks=textwrap.indent(textwrap.dedent(hooks), "    ")))
-    return path
-
-
-def problems(project: Path, hooks: str) -> list[str]:
-    with pytest.raises(InventoryError) as info:
-        load_inventory(write(project, hooks))
-    return [str(p) for p in info.value.problems]
+def with_hooks(hooks: str) -> str:
+    """The base inventory with ``hooks`` (YAML under app/hooks, any indentation)."""
+    return BASE.format(hooks=textwrap.indent(textwrap.dedent(hooks), "    "))
 
 
 # -- schema ---------------------------------------------------------------------
 
 
 def test_every_hook_form_parses(project: Path) -> None:
-    inventory = load_inventory(write(project, """\
+    inventory = load_inventory(write(project, with_hooks("""\
         before_switch:
           - [flask, --app, app, migrate]
           - {run: [python, -m, seed, 3], run_once: true, timeout: 60}
           - shell: |
               flask assets build && echo "built $APP_GREETING"
         after_switch: [[curl, -fsS, http://localhost/warm]]
-        """))
+        """)))
     hooks = inventory.app.hooks
     assert hooks.before_switch == (
         Hook(("flask", "--app", "app", "migrate")),
@@ -83,9 +68,7 @@ def test_every_hook_form_parses(project: Path) -> None:
 
 
 def test_no_hooks_section_means_no_hooks(project: Path) -> None:
-    path = project / "inv.yml"
-    path.write_text(BASE.replace("  hooks:\n{hooks}\n", "").format())
-    assert load_inventory(path).app.hooks == Hooks()
+    assert load_inventory(write(project, BASE.replace("  hooks:\n{hooks}\n", "").format())).app.hooks == Hooks()
 
 
 @pytest.mark.parametrize(
@@ -121,11 +104,11 @@ def test_no_hooks_section_means_no_hooks(project: Path) -> None:
     ],
 )
 def test_bad_hook_gives_exact_message(project: Path, hooks: str, expected: str) -> None:
-    assert expected in problems(project, hooks)
+    assert expected in problems(project, with_hooks(hooks))
 
 
 def test_every_bad_hook_is_reported_at_once(project: Path) -> None:
-    found = problems(project, "before_switch:\n  - flask\n  - []\nafter_switch:\n  - {run: [a], run_once: true}\n")
+    found = problems(project, with_hooks("before_switch:\n  - flask\n  - []\nafter_switch:\n  - {run: [a], run_once: true}\n"))
     assert len(found) == 3
 
 
@@ -262,7 +245,7 @@ def test_once_gate_wait_stops_on_cancel() -> None:
 
 def test_check_lists_hooks_with_secret_values_masked(project: Path) -> None:
     (project / "secrets.env").write_text("APP_SECRET_KEY=s3cr3t-Key_value\n")
-    path = write(project, "before_switch:\n  - {run: [flask, seed, --token, s3cr3t-Key_value], run_once: true}\n")
+    path = write(project, with_hooks("before_switch:\n  - {run: [flask, seed, --token, s3cr3t-Key_value], run_once: true}\n"))
     path.write_text(path.read_text().replace("  hooks:\n", "  secrets: secrets.env\n  hooks:\n"))
     result = CliRunner().invoke(main, ["check", "-i", str(path)])
     assert result.exit_code == 0, result.output

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
-import sys
 
 import pytest
 
-from tests.factories import EXAMPLE_APP
-
 pytest.importorskip("flask")
 
+from tests.unit.test_example_app import hello  # noqa: E402, F401 - the example app module, as a fixture
+
 OLD_SCHEMA = "CREATE TABLE counter (id INTEGER PRIMARY KEY, value INTEGER NOT NULL)"  # before migrations existed
-
-
-@pytest.fixture(scope="module")
-def hello():
-    spec = importlib.util.spec_from_file_location("hello_example_migrations", EXAMPLE_APP / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
 
 
 @pytest.fixture
