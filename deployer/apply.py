@@ -29,7 +29,7 @@ from deployer.facts import Facts, facts_command, parse_facts
 from deployer.layout import Layout
 from deployer.model import Inventory
 from deployer.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
-from deployer.release_env import ReleaseEnv, in_release, logged, run_in_release
+from deployer.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.render import RenderedFile, app_units, proxy_service
 
 HEALTH_DEADLINE = 30.0
@@ -272,8 +272,10 @@ class Applier:
             stage, hook = planned.stage, planned.hook
             self.say(f"{stage} hook{' (run_once)' if planned.once else ''}: {planned.shown}")
             stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-            command = logged(in_release(env, hook.argv, timeout=hook.timeout, description=f"{self.inventory.app.name} {stage} hook"),
-                             log, f"== {stamp} {stage}: {planned.shown}")
+            app = self.inventory.app.name
+            unit = unit_name(app, stage.replace("_", "-"))
+            command = logged(in_release(env, hook.argv, unit=unit, timeout=hook.timeout, description=f"{app} {stage} hook"),
+                             log, f"== {stamp} {stage} ({unit}): {planned.shown}")
             outcome = run_in_release(self.remote, command, timeout=hook.timeout,
                                      on_line=lambda line, stage=stage: self.say(f"{stage}> {line}"))
             if outcome.code != 0:

@@ -21,7 +21,7 @@ from deployer.errors import EXIT_FAILED, EXIT_OK
 from deployer.inventory import load_inventory
 from deployer.layout import Layout
 from deployer.model import Host, Inventory
-from deployer.release_env import ReleaseEnv, in_release, paths_exist, run_in_release
+from deployer.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name
 from deployer.selection import select_hosts
 
 
@@ -48,7 +48,8 @@ def exec_on(remote, inventory: Inventory, argv: tuple[str, ...], timeout: int | 
     if not present.ok:
         return HostExec(name, error=f"{present.stdout.strip() or present.stderr.strip()} (deploy first)")
     env = ReleaseEnv(layout.current, inventory.app.user, layout.env_file)
-    command = in_release(env, argv, timeout=timeout, description=f"{inventory.app.name} deployer exec")
+    unit = unit_name(inventory.app.name, "exec")
+    command = in_release(env, argv, unit=unit, timeout=timeout, description=f"{inventory.app.name} deployer exec")
     outcome = run_in_release(remote, command, timeout=timeout, on_line=lambda line: emit(name, line))
     if outcome.timed_out:
         return HostExec(name, outcome.code, error=f"timed out after {timeout}s")

@@ -14,6 +14,7 @@ The builders are pure; ``run_in_release`` is the one call that does I/O.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -36,9 +37,13 @@ class ReleaseEnv:
         return self.release_dir / ".venv"
 
 
-def in_release(env: ReleaseEnv, argv: tuple[str, ...], *, timeout: int | None = None,
+def in_release(env: ReleaseEnv, argv: tuple[str, ...], *, unit: str, timeout: int | None = None,
                description: str = "deployer command") -> Command:
-    """``argv`` as a transient service of the app user, env file loaded by systemd."""
+    """``argv`` as the transient service ``unit`` of the app user, env file loaded by systemd.
+
+    The service is stopped when the SSH session ends (Ctrl-C, a dropped
+    connection), not left running without anyone reading its output.
+    """
     properties = [
         f"User={env.user}",
         f"Group={env.user}",
@@ -53,12 +58,37 @@ def in_release(env: ReleaseEnv, argv: tuple[str, ...], *, timeout: int | None = 
         "PYTHONUNBUFFERED": "1",  # output streams line by line, as the app's unit sets it
         "PYTHONDONTWRITEBYTECODE": "1",
     }
-    return (
-        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", f"--description={description}",
+    return stop_on_hangup(unit, (
+        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", f"--unit={unit}", f"--description={description}",
         *(arg for prop in properties for arg in ("-p", prop)),
         *(f"--setenv={name}={value}" for name, value in setenv.items()),
         "--", "/usr/bin/env", "--", *argv,
+    ))
+
+
+def unit_name(app: str, purpose: str) -> str:
+    """A fresh transient unit name, e.g. hello-exec-1a2b3c4d5e6f.service: visible in the journal."""
+    return f"{app}-{purpose}-{uuid.uuid4().hex[:12]}.service"
+
+
+def stop_on_hangup(unit: str, command: Command) -> Command:
+    """Run ``command``; if our stdin (the SSH channel) reaches EOF first, stop ``unit``.
+
+    Nothing is ever sent on stdin, so EOF means the client went away. systemd-run
+    itself gets no signal then; its service would otherwise run on unseen.
+    """
+    script = (
+        'unit=$1; shift\n'
+        'exec 3<&0\n'
+        '"$@" < /dev/null &\n'
+        'run=$!\n'
+        '{ while read -r _ <&3; do :; done; systemctl stop "$unit" 2>/dev/null; } &\n'
+        'watch=$!\n'
+        'wait "$run"; status=$?\n'
+        'kill "$watch" 2>/dev/null\n'
+        'exit "$status"\n'
     )
+    return sh(script, unit, *command)
 
 
 def logged(command: Command, log: PurePosixPath, header: str) -> Command:

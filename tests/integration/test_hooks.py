@@ -7,8 +7,10 @@ whose before_switch hook runs the example app's SQLite migration on each host).
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -103,6 +105,23 @@ def test_failing_before_switch_hook_leaves_the_old_release_serving(project: Proj
         assert ssh(lab, name, "ls", "/srv/hello/.deployer").split().count("lock") == 0, name
 
 
+def test_hook_past_its_timeout_is_stopped_on_the_host(project: Project, lab) -> None:
+    before = current(lab, "lab2")
+    project.doc["app"]["hooks"]["before_switch"].append({"shell": "echo started; sleep 60", "timeout": 2})
+    project.save()
+    project.change_code("slow-hook")
+    try:
+        code, results, progress = deploy(project, "--limit", "lab2")
+    finally:
+        project.doc["app"]["hooks"]["before_switch"].pop()
+        project.save()
+    assert code == 1 and results["lab2"]["status"] == "failed", results
+    assert "timed out after 2s" in results["lab2"]["error"] and results["lab2"]["seconds"] < 30, results
+    assert "lab2: before_switch> started" in progress
+    assert current(lab, "lab2") == before
+    assert "sleep 60" not in ssh(lab, "lab2", "ps", "-eo", "args")
+
+
 def test_run_once_hook_runs_on_one_host_also_in_batches(project: Project, lab) -> None:
     for name in HOSTS:
         ssh(lab, name, "rm", "-f", ONCE_FILE)
@@ -184,6 +203,22 @@ def test_exec_sees_the_app_env_and_secret_without_printing_it(project: Project) 
     shown = exec_(project, "python", "-c", "import os; print(os.environ['APP_SECRET_KEY'])")
     assert SECRET not in shown.stdout + shown.stderr
     assert all(f"{name}: ***" in shown.stdout for name in HOSTS), shown.stdout
+
+
+def test_exec_interrupted_stops_the_command_on_every_host(project: Project, lab) -> None:
+    marker = "time.sleep(60)  # exec-interrupt"
+    cmd = [sys.executable, "-m", "deployer.cli", "exec", "-i", str(project.inventory), "--",
+           "python", "-c", f"print('started', flush=True); import time; {marker}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=project.root)
+    seen = [proc.stdout.readline() for _ in HOSTS]
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert sorted(seen) == [f"{name}: started\n" for name in HOSTS]
+    assert proc.returncode == 130, (out, err)
+    deadline = time.monotonic() + 15
+    while any(marker in ssh(lab, name, "ps", "-eo", "args") for name in HOSTS):
+        assert time.monotonic() < deadline, "the command kept running on a host after Ctrl-C"
+        time.sleep(0.5)
 
 
 def test_exec_exit_code_per_host(project: Project) -> None:

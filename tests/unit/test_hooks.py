@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import textwrap
 import threading
 from pathlib import Path, PurePosixPath
@@ -15,7 +17,7 @@ from deployer.connection import LineStream
 from deployer.inventory import load_inventory
 from deployer.model import Hook, Hooks
 from deployer.plan import Target, assign_run_once, plan_host
-from deployer.release_env import ReleaseEnv, in_release, logged, paths_exist
+from deployer.release_env import ReleaseEnv, in_release, logged, paths_exist, stop_on_hangup
 from deployer.render import render_host
 from deployer.secret import Secret
 from tests import factories as f
@@ -117,9 +119,14 @@ def test_every_bad_hook_is_reported_at_once(project: Path) -> None:
 ENV = ReleaseEnv(PurePosixPath("/srv/hello/releases/r1"), "hello", PurePosixPath("/etc/hello/env"))
 
 
+UNIT = "hello-exec-0123456789ab.service"
+
+
 def test_in_release_is_a_transient_service_of_the_app_user_with_the_env_file() -> None:
-    assert in_release(ENV, ("flask", "--app", "app", "migrate"), timeout=60, description="hello hook") == (
-        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", "--description=hello hook",
+    command = in_release(ENV, ("flask", "--app", "app", "migrate"), unit=UNIT, timeout=60, description="hello hook")
+    assert command[:2] == ("sh", "-c") and command[3:5] == ("sh", UNIT)  # stop_on_hangup around it
+    assert command[5:] == (
+        "systemd-run", "--pipe", "--wait", "--collect", "--quiet", f"--unit={UNIT}", "--description=hello hook",
         "-p", "User=hello", "-p", "Group=hello",
         "-p", "WorkingDirectory=/srv/hello/releases/r1",
         "-p", "EnvironmentFile=/etc/hello/env",
@@ -134,9 +141,27 @@ def test_in_release_is_a_transient_service_of_the_app_user_with_the_env_file() -
 
 def test_in_release_passes_hostile_arguments_as_single_items() -> None:
     argv = ("echo", "$(reboot)", "a b; rm -rf /", "--")
-    command = in_release(ENV, argv)
+    command = in_release(ENV, argv, unit=UNIT)
     assert command[-len(argv):] == argv
     assert not any(p.startswith("RuntimeMaxSec") for p in command)
+
+
+def test_stop_on_hangup_stops_the_unit_on_eof_only(tmp_path: Path) -> None:
+    """Locally, with a stand-in systemctl: a finished command keeps its exit code; EOF on stdin stops the unit."""
+    (tmp_path / "systemctl").write_text('#!/bin/sh\necho "systemctl $*"\n')
+    (tmp_path / "systemctl").chmod(0o755)
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    read, write = os.pipe()  # stdin held open, as the SSH channel is while deployer listens
+    try:
+        done = subprocess.run(stop_on_hangup(UNIT, ("sh", "-c", "echo done; exit 5")), stdin=read,
+                              capture_output=True, text=True, env=env, timeout=10)
+    finally:
+        os.close(read)
+        os.close(write)
+    assert (done.returncode, done.stdout) == (5, "done\n")
+    gone = subprocess.run(stop_on_hangup(UNIT, ("sh", "-c", "sleep 1; echo finished")), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, env=env, timeout=10)
+    assert gone.stdout.startswith(f"systemctl stop {UNIT}\n")
 
 
 def test_logged_keeps_the_command_as_arguments_after_a_constant_script() -> None:
