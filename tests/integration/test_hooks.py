@@ -122,6 +122,31 @@ def test_hook_past_its_timeout_is_stopped_on_the_host(project: Project, lab) -> 
     assert "sleep 60" not in ssh(lab, "lab2", "ps", "-eo", "args")
 
 
+def test_hook_of_a_killed_deploy_is_stopped_on_the_host(project: Project, lab) -> None:
+    before = current(lab, "lab1")
+    project.doc["app"]["hooks"]["before_switch"].append({"shell": "sleep 61"})
+    project.save()
+    project.change_code("killed-during-hook")
+    cmd = [sys.executable, "-m", "deployer.cli", "deploy", "-i", str(project.inventory), "--limit", "lab1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=project.root)
+    try:
+        for line in proc.stdout:
+            if "before_switch hook: sh -c 'sleep 61'" in line:
+                time.sleep(1)
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=60)
+    finally:
+        project.doc["app"]["hooks"]["before_switch"].pop()
+        project.save()
+    deadline = time.monotonic() + 15
+    while "sleep 61" in ssh(lab, "lab1", "ps", "-eo", "args"):
+        assert time.monotonic() < deadline, "the hook kept running after deployer was killed"
+        time.sleep(0.5)
+    assert current(lab, "lab1") == before
+    project.deployer("unlock", "--limit", "lab1", check=True)
+
+
 def test_run_once_hook_runs_on_one_host_also_in_batches(project: Project, lab) -> None:
     for name in HOSTS:
         ssh(lab, name, "rm", "-f", ONCE_FILE)
