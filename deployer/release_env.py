@@ -8,7 +8,8 @@ systemd-run reaches PID 1 through its private socket, so no D-Bus is needed.
 ``/usr/bin/env`` finds the program on the release's PATH (venv first) on the
 host, since systemd-run would look it up on the caller's PATH.
 
-The builders are pure; ``run_in_release`` is the one call that does I/O.
+The builders are pure (``unit_name`` only draws a random id); ``run_in_release`` is
+the one call that does I/O.
 """
 
 from __future__ import annotations
