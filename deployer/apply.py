@@ -1,11 +1,13 @@
 """Carry out one host's plan over its connection, with a rollback for every failure.
 
 Stages, in order (Capistrano's fixed, named stages):
-  lock -> prepare (nothing live) -> configs (installed, validated, restored on
+  lock -> prepare (nothing live) -> before_switch hooks (run_once ones on one
+  host, the others wait for them) -> configs (installed, validated, restored on
   failure) -> go live (switch, restart, reload) -> gate (serving release and
-  health) -> record and prune -> unlock (always, also on errors and Ctrl-C).
+  health) -> after_switch hooks -> record and prune -> unlock (always, also on
+  errors and Ctrl-C).
 A failure after configs were installed rolls back to the previous release and
-its configs, reloads, and checks health again.
+its configs, reloads, checks health again and runs the after_rollback hooks.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from deployer.errors import DeployerError
 from deployer.facts import Facts, facts_command, parse_facts
 from deployer.layout import Layout
 from deployer.model import Inventory
-from deployer.plan import HostPlan, process_marker, required_links, required_packages, service_units
+from deployer.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
 from deployer.release import Artifact, venv_commands, venv_tree
+from deployer.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.render import RenderedFile, app_units, proxy_service
 
 HEALTH_DEADLINE = 30.0
@@ -42,6 +45,30 @@ class StepFailed(DeployerError):
 
 class Cancelled(DeployerError):
     pass
+
+
+class OnceGate:
+    """The outcome of the run_once hooks, shared by every host of one deploy.
+
+    The host that runs them opens the gate (with an error if they, or anything
+    before them on that host, failed); the other hosts wait here before anything
+    of theirs goes live.
+    """
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self.error: str | None = None
+
+    def open(self, error: str | None = None) -> None:
+        if not self._done.is_set():
+            self.error = error
+            self._done.set()
+
+    def wait(self, cancel: threading.Event) -> str | None:
+        while not self._done.wait(0.2):
+            if cancel.is_set():
+                raise Cancelled("cancelled")
+        return self.error
 
 
 @dataclass
@@ -92,6 +119,7 @@ class Applier:
     progress: Callable[[str, str], None] = lambda host, message: None
     cancel: threading.Event = field(default_factory=threading.Event)
     command: str = "deploy"
+    once: OnceGate | None = None  # shared by the hosts of a deploy with run_once hooks
 
     def __post_init__(self) -> None:
         self.layout = self.plan.layout
@@ -99,6 +127,7 @@ class Applier:
         self.installed: list[PurePosixPath] = []
         self.links_made: list = []
         self.live = False  # True once anything a running service reads has changed
+        self.rollback_error: str | None = None  # an after_rollback hook failed during recover()
 
     # -- helpers -------------------------------------------------------------
 
@@ -124,9 +153,16 @@ class Applier:
             self.lock()
             locked = True
             self.prepare()
+            self.before_switch()
             self.install_configs()
             self.go_live()
             self.gate()
+            if self.command == "rollback":
+                hook_error = self.after_rollback(plan.release_id)
+                if hook_error:
+                    result.error, result.status = hook_error, "failed"
+            else:
+                self.run_hooks(plan.stage_hooks("after_switch"), self.live_env(plan.release_id))
             self.record("deployed")
             self.prune()
         except LockHeld as exc:
@@ -138,6 +174,10 @@ class Applier:
             result.error = f"{type(exc).__name__}: {exc}"
             result.status = self.recover(exc) if locked else "failed"
         finally:
+            if self.once is not None and plan.stage_hooks("before_switch", once=True):
+                self.once.open(result.error)  # no-op once opened
+            if self.rollback_error:
+                result.error = f"{result.error}; {self.rollback_error}"
             if locked:
                 self._quiet(cmd.release_lock(self.layout))
             self._quiet_cleanup()
@@ -185,6 +225,71 @@ class Applier:
         else:
             self.run("release", cmd.relink_venv(self.layout, plan.release_id, plan.req_hash))
             self.run("release", cmd.clear_bad(self.layout, plan.release_id))
+
+    # -- hooks ---------------------------------------------------------------
+
+    def before_switch(self) -> None:
+        """run_once hooks (this host runs them for all) or the wait for them, then this host's own.
+
+        They see the env the new release will run with: the env file is put in
+        the release's config snapshot first, since the live one may be older or
+        (on a first deploy) absent.
+        """
+        plan = self.plan
+        once = plan.stage_hooks("before_switch", once=True)
+        own = plan.stage_hooks("before_switch", once=False)
+        env = self.release_env(plan.release_id) if once or own else None
+        if once:
+            self.run_hooks(once, env)
+            self.once.open()
+        if plan.once_leader:
+            self.say(f"waiting for the run_once hooks on {plan.once_leader}")
+            error = self.once.wait(self.cancel)
+            if error:
+                raise StepFailed("run_once", f"the run_once hooks on {plan.once_leader} did not succeed: {error}")
+        self.run_hooks(own, env)
+
+    def release_env(self, release_id: str) -> ReleaseEnv:
+        """The new release with the env file it will run with, staged into its snapshot."""
+        env_file = next(f for f in self.files if f.path == self.layout.env_file)
+        snapshot = self.layout.release(release_id) / ".deployer" / "config" / str(env_file.path).lstrip("/")
+        staged = self.remote.upload(env_file.content.encode("utf-8"), "hook-env")
+        self.run("hooks", cmd.install_files([(f"{env_file.mode:04o}", env_file.owner, env_file.group, staged, snapshot)]))
+        return ReleaseEnv(self.layout.release(release_id), self.inventory.app.user, snapshot)
+
+    def live_env(self, release_id: str) -> ReleaseEnv:
+        """A release that is live: the env file the app's service reads now."""
+        return ReleaseEnv(self.layout.release(release_id), self.inventory.app.user, self.layout.env_file)
+
+    def run_hooks(self, hooks: tuple[PlannedHook, ...], env: ReleaseEnv | None) -> None:
+        """Each hook in turn, output streamed with the host name and kept in <release>/.deployer/hooks.log."""
+        log = env.release_dir / ".deployer" / "hooks.log" if env else None
+        for planned in hooks:
+            if self.cancel.is_set():
+                raise Cancelled("cancelled")
+            stage, hook = planned.stage, planned.hook
+            self.say(f"{stage} hook{' (run_once)' if planned.once else ''}: {planned.shown}")
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            app = self.inventory.app.name
+            unit = unit_name(app, stage.replace("_", "-"))
+            command = logged(in_release(env, hook.argv, unit=unit, timeout=hook.timeout, description=f"{app} {stage} hook"),
+                             log, f"== {stamp} {stage} ({unit}): {planned.shown}")
+            outcome = run_in_release(self.remote, command, timeout=hook.timeout,
+                                     on_line=lambda line, stage=stage: self.say(f"{stage}> {line}"))
+            if outcome.code != 0:
+                why = f"timed out after {hook.timeout}s" if outcome.timed_out else f"exited {outcome.code}"
+                tail = " | ".join(outcome.output.strip().splitlines()[-3:])
+                raise StepFailed(stage, f"hook {planned.shown} {why}" + (f": {tail}" if tail else ""))
+
+    def after_rollback(self, release_id: str) -> str | None:
+        """Run the after_rollback hooks in the release returned to; the error, if one failed."""
+        try:
+            self.run_hooks(self.plan.stage_hooks("after_rollback"), self.live_env(release_id))
+        except (StepFailed, Cancelled, CommandFailed) as exc:
+            return str(exc)
+        return None
+
+    # -- configs and going live ---------------------------------------------
 
     def install_configs(self) -> None:
         """Put changed configs in place with a backup, enable links, then run the real checkers."""
@@ -335,6 +440,7 @@ class Applier:
             self._quiet(cmd.systemctl("restart", *plan.services))
         self._quiet(cmd.systemctl("reload-or-restart", proxy))
         healthy = self._quiet(self.health_command())
+        self.rollback_error = self.after_rollback(plan.previous)
         self.record("rolled-back" if healthy else "rollback-unhealthy")
         return "rolled-back" if healthy else "failed"
 

@@ -18,10 +18,12 @@ import click
 import yaml
 
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, DeployerError
+from deployer.exec_command import exec_command
 from deployer.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.logs import logs_command
-from deployer.model import Host, Inventory
+from deployer.model import HOOK_STAGES, Host, Inventory
+from deployer.secret import mask_text
 from deployer.selection import select_hosts
 from deployer.starter import init
 
@@ -89,6 +91,8 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "shared": list(app.shared),
             "static": {"url": app.static.url, "dir": app.static.dir} if app.static else None,
             "keep_releases": app.keep_releases,
+            "hooks": {stage: [mask_text(str(h), app.secrets.values()) + (" (run_once)" if h.run_once else "")
+                              for h in app.hooks.stage(stage)] for stage in HOOK_STAGES if app.hooks.stage(stage)},
         },
         "hosts": {host.name: _host_view(host) for host in hosts},
     }
@@ -261,6 +265,7 @@ def plan(inventory_path: Path, limit: str | None) -> None:
 
 
 main.add_command(lab_group)
+main.add_command(exec_command(inventory_option, limit_option))
 
 
 @main.command()

@@ -13,6 +13,7 @@ import io
 import logging
 import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -59,6 +60,30 @@ class CommandResult:
     @property
     def ok(self) -> bool:
         return self.code == 0
+
+
+class LineStream(io.TextIOBase):
+    """A file-like sink for invoke's output echo: whole lines, masked, to a callback.
+
+    Masking whole lines means a secret split across two network reads is still caught.
+    """
+
+    def __init__(self, on_line: Callable[[str], None], secrets: tuple[Secret, ...]) -> None:
+        super().__init__()
+        self.on_line, self.secrets, self.pending = on_line, secrets, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.on_line(mask_text(line.rstrip("\r"), self.secrets))
+        return len(text)
+
+    def close(self) -> None:
+        if self.pending:
+            self.on_line(mask_text(self.pending, self.secrets))
+            self.pending = ""
+        super().close()
 
 
 class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
@@ -151,9 +176,18 @@ class Remote:
             argv = ("sudo", "-n", "--") + tuple(argv)
         return shlex.join(argv)
 
-    def run(self, argv: Command, *, check: bool = True, timeout: float | None = None, mask: bool = True) -> CommandResult:
-        """Run ``argv``; output has secrets masked unless ``mask=False`` (facts compare real content)."""
-        raw = self._conn.run(self.wrap(argv), hide=True, warn=True, in_stream=False, timeout=timeout)
+    def run(self, argv: Command, *, check: bool = True, timeout: float | None = None, mask: bool = True,
+            on_line: Callable[[str], None] | None = None) -> CommandResult:
+        """Run ``argv``; output has secrets masked unless ``mask=False`` (facts compare real content).
+
+        ``on_line`` receives each output line (stdout and stderr) as it arrives, always masked.
+        """
+        streams: dict[str, object] = {}
+        if on_line is not None:
+            streams = {"out_stream": LineStream(on_line, self.secrets), "err_stream": LineStream(on_line, self.secrets)}
+        raw = self._conn.run(self.wrap(argv), hide=True, warn=True, in_stream=False, timeout=timeout, **streams)
+        for stream in streams.values():
+            stream.close()
         hide = (lambda text: mask_text(text, self.secrets)) if mask else (lambda text: text)
         result = CommandResult(raw.exited, hide(raw.stdout), mask_text(raw.stderr, self.secrets))
         if check and not result.ok:

@@ -6,6 +6,7 @@ validation, so code that receives a ``Host`` may trust every field.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -14,6 +15,37 @@ from deployer.secret import Secret
 SERVERS = ("gunicorn", "uwsgi", "mod_wsgi")
 PROXIES = ("nginx", "apache")
 HOST_KEY_POLICIES = ("strict", "accept-new")
+HOOK_STAGES = ("before_switch", "after_switch", "after_rollback")
+HOOK_TIMEOUT = 600  # seconds; a hook's own `timeout` overrides it
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A command run as the app in a release's environment.
+
+    ``argv`` is an argument list run without a shell; with ``shell`` it is
+    ``("sh", "-c", script)``, because the user asked for a shell by name.
+    """
+
+    argv: tuple[str, ...]
+    shell: bool = False
+    run_once: bool = False
+    timeout: int = HOOK_TIMEOUT
+
+    def __str__(self) -> str:
+        return f"sh -c {shlex.quote(self.argv[2])}" if self.shell else shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Release hooks by stage, in the order the inventory lists them."""
+
+    before_switch: tuple[Hook, ...] = ()
+    after_switch: tuple[Hook, ...] = ()
+    after_rollback: tuple[Hook, ...] = ()
+
+    def stage(self, name: str) -> tuple[Hook, ...]:
+        return getattr(self, name)
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,7 @@ class App:
     shared: tuple[str, ...] = ()
     static: Static | None = None
     keep_releases: int = 5
+    hooks: Hooks = field(default_factory=Hooks)
 
     @property
     def user(self) -> str:

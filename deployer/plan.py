@@ -7,13 +7,13 @@ same object, so a dry run cannot take a branch the real deploy would not.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from deployer.commands import Command
 from deployer.facts import Facts
 from deployer.layout import Layout
-from deployer.model import App, Host, Inventory
+from deployer.model import App, Hook, Host, Inventory
 from deployer.render import (
     RenderedFile,
     apache_confs,
@@ -23,7 +23,7 @@ from deployer.render import (
     proxy_service,
     site_path,
 )
-from deployer.secret import mask_text
+from deployer.secret import Secret, mask_text
 
 MIN_PYTHON = (3, 9)
 MIN_FREE_MB = 200
@@ -95,6 +95,39 @@ class Change:
 
 
 @dataclass(frozen=True)
+class PlannedHook:
+    """A hook this host will run, and how ``plan`` shows it (secret values masked)."""
+
+    stage: str  # before_switch | after_switch | after_rollback
+    hook: Hook
+    shown: str
+    once: bool = False  # run_once: this host runs it on behalf of every host
+
+
+def planned_hooks(stage: str, hooks: tuple[Hook, ...], secrets: tuple[Secret, ...], *, once: bool = False) -> tuple[PlannedHook, ...]:
+    return tuple(PlannedHook(stage, h, mask_text(str(h), secrets), once) for h in hooks)
+
+
+def deploy_hooks(app: App, switch: bool) -> tuple[PlannedHook, ...]:
+    """Hooks run around a release switch (none for a config-only change); after_rollback only if it rolls back.
+
+    run_once hooks are not here: ``assign_run_once`` gives them to one host.
+    """
+    if not switch:
+        return ()
+    secrets = tuple(app.secrets.values())
+    each_host = tuple(h for h in app.hooks.before_switch if not h.run_once)
+    return (planned_hooks("before_switch", each_host, secrets)
+            + planned_hooks("after_switch", app.hooks.after_switch, secrets)
+            + planned_hooks("after_rollback", app.hooks.after_rollback, secrets))
+
+
+def rollback_hooks(app: App) -> tuple[PlannedHook, ...]:
+    """``deployer rollback``: after_rollback hooks run in the release returned to."""
+    return planned_hooks("after_rollback", app.hooks.after_rollback, tuple(app.secrets.values()))
+
+
+@dataclass(frozen=True)
 class HostPlan:
     host: Host
     layout: Layout
@@ -114,6 +147,11 @@ class HostPlan:
     reload_proxy: bool
     problems: tuple[str, ...] = ()
     reasons: tuple[str, ...] = field(default=())
+    hooks: tuple[PlannedHook, ...] = ()
+    once_leader: str | None = None  # another host runs the run_once hooks; wait for them before going live
+
+    def stage_hooks(self, stage: str, *, once: bool | None = None) -> tuple[PlannedHook, ...]:
+        return tuple(h for h in self.hooks if h.stage == stage and (once is None or h.once == once))
 
     @property
     def unchanged(self) -> bool:
@@ -138,6 +176,12 @@ class HostPlan:
             out.append(f"release {self.release_id} already on host")
         if self.build_venv:
             out.append("build virtualenv offline from uploaded wheels")
+        for hook in self.stage_hooks("before_switch", once=True):
+            out.append(f"run before_switch hook once, for every host: {hook.shown}")
+        if self.once_leader:
+            out.append(f"wait for the run_once hooks on {self.once_leader}")
+        for hook in self.stage_hooks("before_switch", once=False):
+            out.append(f"run before_switch hook: {hook.shown}")
         for change in self.changes:
             out.append(f"{'update' if change.old is not None else 'create'} {change.file.path}")
         for link in self.links:
@@ -153,7 +197,10 @@ class HostPlan:
         if self.reload_proxy:
             out.append(f"reload {proxy_service(self.host)}")
         if not self.unchanged:
-            out.append("health check, then record the release and prune old ones")
+            out.append("health check")
+            out += [f"run after_switch hook: {hook.shown}" for hook in self.stage_hooks("after_switch")]
+            out.append("record the release and prune old ones")
+            out += [f"if it rolls back: run after_rollback hook: {hook.shown}" for hook in self.stage_hooks("after_rollback")]
         return out
 
 
@@ -167,7 +214,9 @@ class Target:
     python: str
 
 
-def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[RenderedFile, ...], facts: Facts) -> HostPlan:
+def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[RenderedFile, ...], facts: Facts,
+              *, rollback: bool = False) -> HostPlan:
+    """``rollback``: returning to ``target``, so after_rollback hooks run there instead of the deploy hooks."""
     app = inventory.app
     layout = Layout.of(app, host)
     problems = []
@@ -233,4 +282,21 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         restart_app=restart_app,
         reload_proxy=reload_proxy,
         problems=tuple(problems),
+        hooks=rollback_hooks(app) if rollback else deploy_hooks(app, switch),
     )
+
+
+def assign_run_once(app: App, plans: dict[str, HostPlan], order: list[str]) -> dict[str, HostPlan]:
+    """run_once hooks go to the first host in ``order`` that switches and can; every other switching host waits for them."""
+    once = tuple(h for h in app.hooks.before_switch if h.run_once)
+    able = [name for name in order if plans[name].switch and not plans[name].problems]
+    if not once or not able:
+        return plans
+    leader = able[0]
+    out = dict(plans)
+    lead = plans[leader]
+    out[leader] = replace(lead, hooks=planned_hooks("before_switch", once, tuple(app.secrets.values()), once=True) + lead.hooks)
+    for name in order:
+        if name != leader and plans[name].switch:
+            out[name] = replace(plans[name], once_leader=leader)
+    return out

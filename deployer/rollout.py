@@ -14,13 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.apply import Applier, HostResult, gather_facts
+from deployer.apply import Applier, HostResult, OnceGate, gather_facts
 from deployer.connection import Remote
 from deployer.errors import DeployerError
 from deployer.facts import Facts, snapshot_command
 from deployer.layout import Layout
 from deployer.model import Host, Inventory
-from deployer.plan import HostPlan, Target, plan_host
+from deployer.plan import HostPlan, Target, assign_run_once, plan_host
 from deployer.render import RenderedFile, TlsMaterial, render_host
 from deployer.secret import Secret
 
@@ -108,7 +108,8 @@ def host_python(facts: dict[str, Facts]) -> str:
 
 
 def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts: dict[str, Facts], target: Target) -> dict[str, HostPlan]:
-    return {name: plan_host(session.inventory, session.inventory.host(name), target, files[name], f) for name, f in facts.items()}
+    plans = {name: plan_host(session.inventory, session.inventory.host(name), target, files[name], f) for name, f in facts.items()}
+    return assign_run_once(session.inventory.app, plans, [h.name for h in session.hosts if h.name in plans])
 
 
 def deploy(
@@ -132,6 +133,7 @@ def deploy(
             target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
             plans = plan_all(session, files, facts, target)
             order = [h.name for h in hosts if h.name in plans]
+            once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
             batch_size = serial or len(order)
             for start in range(0, len(order), batch_size):
                 batch = order[start:start + batch_size]
@@ -142,7 +144,7 @@ def deploy(
                         progress(name, "unchanged")
                         return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
                     applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
-                                      progress=progress, cancel=cancel)
+                                      progress=progress, cancel=cancel, once=once)
                     outcome = applier.apply()
                     progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
                     return outcome
@@ -158,7 +160,7 @@ def deploy(
 
 def snapshot_files(remote: Remote, layout, release_id: str) -> tuple[RenderedFile, ...]:
     """The configs a release was deployed with, read back from the host for a rollback."""
-    result = remote.run(snapshot_command(layout, release_id), check=False)
+    result = remote.run(snapshot_command(layout, release_id), check=False, mask=False)  # real content: it is installed again
     if not result.ok:
         raise DeployerError(f"{remote.host.name}: release {release_id} has no config snapshot")
     files = []
@@ -206,7 +208,7 @@ def rollback(
                 facts = gather_facts(remote, inventory, files)
                 release = facts.release(release_id)
                 target = Target(release_id, release_id.rsplit("-", 1)[-1], release.venv or "", ".".join(map(str, facts.python_version)))
-                plan = plan_host(inventory, remote.host, target, files, facts)
+                plan = plan_host(inventory, remote.host, target, files, facts, rollback=True)
             except DeployerError as exc:
                 return HostResult(name, "failed", None, error=str(exc))
             if plan.build_venv:

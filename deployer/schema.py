@@ -20,11 +20,15 @@ from typing import Any
 
 from deployer.errors import Problem
 from deployer.model import (
+    HOOK_STAGES,
+    HOOK_TIMEOUT,
     HOST_KEY_POLICIES,
     PROXIES,
     SERVERS,
     TLS,
     App,
+    Hook,
+    Hooks,
     Host,
     Inventory,
     Static,
@@ -35,8 +39,10 @@ from deployer.yamldoc import YamlDoc
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
     "name", "source", "wsgi", "requirements", "health", "env",
-    "secrets", "shared", "static", "keep_releases",
+    "secrets", "shared", "static", "keep_releases", "hooks",
 )
+HOOK_KEYS = ("run", "shell", "run_once", "timeout")
+HOOK_FORMS = "an argument list like [flask, db, upgrade], or {shell: 'script'} to run it with sh -c"
 GROUP_KEYS = ("vars", "hosts")
 HOST_ONLY_KEYS = ("address",)
 
@@ -211,6 +217,21 @@ def env_value(value: Any) -> str:
     return value
 
 
+def argument(value: Any) -> str:
+    """One argv item: passed as is (never through a shell), so only NUL cannot be kept."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str) or "\0" in value:
+        raise Invalid("a string argument")
+    return value
+
+
+def shell_script(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        raise Invalid("a non-empty script for sh -c")
+    return value
+
+
 HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "address": address,
     "ssh_user": regex(USER_RE, "a user name like 'deploy'"),
@@ -357,12 +378,59 @@ class _Validator:
         shared = self.shared(path + ("shared",), raw.get("shared", []))
         static = self.static(path + ("static",), raw.get("static"), source)
         keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
+        hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
         if None in (name, source, wsgi, requirements, health, keep):
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
             env=env, secrets_file=secrets_file, shared=shared, static=static, keep_releases=keep,
+            hooks=hooks,
         )
+
+    def hooks(self, path: tuple[str | int, ...], value: Any) -> Hooks:
+        raw = self.mapping(path, value, HOOK_STAGES, "hook stages")
+        stages: dict[str, tuple[Hook, ...]] = {}
+        for stage, items in raw.items():
+            if not isinstance(items, list):
+                self.problem(path + (stage,), f"expected a list of hooks, got {describe(items)}")
+                continue
+            hooks = [self.hook(path + (stage, index), item, stage) for index, item in enumerate(items)]
+            stages[stage] = tuple(h for h in hooks if h is not None)
+        return Hooks(**stages)
+
+    def hook(self, path: tuple[str | int, ...], value: Any, stage: str) -> Hook | None:
+        """``[argv...]`` or ``{run: [argv...] | shell: script, run_once: bool, timeout: seconds}``."""
+        if isinstance(value, list):
+            argv = self.argv(path, value)
+            return Hook(argv) if argv else None
+        if not isinstance(value, dict):
+            hint = " (a string runs through a shell only when written as shell: ...)" if isinstance(value, str) else ""
+            self.problem(path, f"expected {HOOK_FORMS}, got {describe(value)}{hint}")
+            return None
+        raw = self.mapping(path, value, HOOK_KEYS, "hook settings")
+        if ("run" in raw) == ("shell" in raw):
+            self.problem(path, "expected exactly one of 'run' (an argument list) or 'shell' (a script for sh -c)")
+            return None
+        if "run" in raw:
+            argv = self.argv(path + ("run",), raw["run"])
+        else:
+            script = self.field(path + ("shell",), raw["shell"], shell_script)
+            argv = ("/bin/sh", "-c", script) if script is not None else None
+        run_once = self.field(path + ("run_once",), raw.get("run_once", False), boolean)
+        if run_once and stage != "before_switch":
+            self.problem(path + ("run_once",), "run_once is only for before_switch hooks (they run on one host before any host switches)")
+            run_once = None
+        timeout = self.field(path + ("timeout",), raw.get("timeout", HOOK_TIMEOUT), integer(1, 86400))
+        if argv is None or run_once is None or timeout is None:
+            return None
+        return Hook(argv, shell="shell" in raw, run_once=run_once, timeout=timeout)
+
+    def argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
+        if not isinstance(value, list) or not value:
+            self.problem(path, f"expected a non-empty argument list like [flask, db, upgrade], got {describe(value)}")
+            return None
+        items = [self.field(path + (index,), item, argument) for index, item in enumerate(value)]
+        return None if None in items else tuple(items)
 
     def env(self, path: tuple[str | int, ...], value: Any) -> dict[str, str]:
         if value is None:

@@ -1,5 +1,9 @@
 """`make demo`: boot three lab hosts, deploy examples/hello to them, show what each answers.
 
+The deploy runs the app's database migration as a before_switch hook on each
+host (its output is streamed as `labN: before_switch> ...`); afterwards
+`deployer exec` runs it again in each host's live environment: up to date.
+
 lab1 nginx+gunicorn, lab2 nginx+uwsgi, lab3 apache+mod_wsgi (inventories/lab.yml).
 The hosts stay up afterwards so you can look around: `deployer lab ssh lab1`,
 `deployer status -i inventories/lab.yml`; `deployer lab down` removes them.
@@ -49,6 +53,8 @@ def main() -> int:
             print(f"  GET {path:<18} {status}  {shown}")
     print()
     deployer("status", "-i", str(INVENTORY))
+    print()
+    deployer("exec", "-i", str(INVENTORY), "--", "flask", "--app", "app", "migrate")
     return code
 
 
