@@ -118,6 +118,7 @@ def deploy(
     serial: int | None = None,
     progress: Progress = lambda host, message: None,
     cancel: threading.Event | None = None,
+    verify: Callable[[Host], str | None] | None = None,
 ) -> list[HostResult]:
     from deployer.release import build_artifact, short_hash
 
@@ -142,7 +143,7 @@ def deploy(
                         progress(name, "unchanged")
                         return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
                     applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
-                                      progress=progress, cancel=cancel)
+                                      progress=progress, cancel=cancel, verify=verify)
                     outcome = applier.apply()
                     progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
                     return outcome
