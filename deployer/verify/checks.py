@@ -29,10 +29,12 @@ EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
 
 # In run order; a later check may depend on earlier ones.
 ALL_CHECKS = (
-    "app-user", "current-release", "app-service", "wsgi-daemons", "proxy", "listening", "env-file",
+    "app-user", "current-release", "app-service", "proxy", "wsgi-daemons", "listening", "env-file",
     "health", "static", "tls-cert", "https-redirect", "hsts", "headers-on-404", "unit-security",
 )
 DEPENDS: dict[str, tuple[str, ...]] = {
+    "wsgi-daemons": ("proxy",),  # Apache runs them
+    "listening": ("proxy",),
     "static": ("proxy", "current-release"),
     "health": ("proxy",),
     "https-redirect": ("proxy",),

@@ -27,6 +27,7 @@ from deployer.verify.checks import applicable, settings
 from deployer.verify.report import CheckResult, HostReport
 
 HOST_TIMEOUT = 300.0
+REASON_LIMIT = 300
 PYTEST_USAGE_ERROR = 4
 
 
@@ -40,7 +41,7 @@ def connection_settings(host: Host) -> dict[str, object]:
 def pytest_argv(spec_path: Path, ini: Path, rootdir: Path, *, builtin: bool, tests_dir: Path | None,
                 keyword: str | None) -> list[str]:
     argv = [sys.executable, "-m", "pytest", "-p", "deployer.verify.plugin", "-p", "no:cacheprovider",
-            "-c", str(ini), "--rootdir", str(rootdir), "-q", "--no-header", "-rN",
+            "-c", str(ini), "--rootdir", str(rootdir), "-vv", "--no-header", "-rN",
             "--continue-on-collection-errors", "--deployer-spec", str(spec_path)]
     if builtin:
         argv.append(suite.__file__)
@@ -72,20 +73,30 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
         except subprocess.TimeoutExpired:
             return HostReport(host.name, error=f"verify took longer than {HOST_TIMEOUT:.0f}s", seconds=time.monotonic() - started)
         if proc.returncode == PYTEST_USAGE_ERROR:
-            raise UsageError(mask_text(_last_line(proc.stderr or proc.stdout), secrets))
+            raise UsageError(masked(_last_line(proc.stderr or proc.stdout), secrets))
         results = work / "results.json"
         doc = json.loads(results.read_text()) if results.exists() else None
     seconds = time.monotonic() - started
     if doc is None:
-        return HostReport(host.name, error=mask_text(f"pytest exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}", secrets),
+        return HostReport(host.name, error=masked(f"pytest exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}", secrets),
                           seconds=seconds)
     return parse_results(host.name, doc, secrets, seconds)
 
 
 def parse_results(host: str, doc: dict, secrets: tuple[Secret, ...], seconds: float) -> HostReport:
-    checks = [CheckResult(c["name"], c["outcome"], mask_text(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
-    error = mask_text(doc["error"], secrets) if doc.get("error") else None
+    checks = [CheckResult(c["name"], c["outcome"], masked(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
+    error = masked(doc["error"], secrets) if doc.get("error") else None
     return HostReport(host, checks, error, seconds)
+
+
+def masked(text: str, secrets: tuple[Secret, ...]) -> str:
+    """Secrets masked, also as an assertion's repr shows them (escaped), then cut to one short line.
+
+    pytest runs with -vv so it shows whole values: a secret cut in half could not be masked.
+    """
+    variants = secrets + tuple(Secret(repr(s.reveal())[1:-1]) for s in secrets)
+    text = mask_text(text, variants)
+    return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT - 3] + "..."
 
 
 def _last_line(text: str) -> str:
