@@ -34,7 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("deployer_spec")
     if path:
-        config.pluginmanager.register(Recorder(json.loads(Path(path).read_text())), "deployer-verify-recorder")
+        spec = json.loads(Path(path).read_text())
+        config.pluginmanager.register(Recorder(spec, config.rootpath), "deployer-verify-recorder")
 
 
 def recorder(config: pytest.Config) -> "Recorder":
@@ -71,14 +72,17 @@ def reason_of(report: pytest.TestReport | pytest.CollectReport) -> str:
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
         return one_line(crash.message)
-    return one_line(str(longrepr))
+    text = str(longrepr)  # a collection error: a formatted traceback whose "E " lines say what went wrong
+    errors = [line[1:].strip() for line in text.splitlines() if line.startswith("E ")]
+    return one_line(errors[-1] if errors else text)
 
 
 class Recorder:
     """Collects one outcome per check and writes them when the session ends."""
 
-    def __init__(self, spec: dict) -> None:
+    def __init__(self, spec: dict, rootpath: Path) -> None:
         self.spec = spec
+        self.rootpath = rootpath
         self.results: dict[str, dict] = {}
         self.error: str | None = None
         self.tests_dir = Path(spec["tests_dir"]) if spec["tests_dir"] else None
@@ -86,8 +90,11 @@ class Recorder:
     def name_of(self, item: pytest.Item) -> str:
         if getattr(getattr(item, "module", None), "__name__", "") == "deployer.verify.suite":
             return item.callspec.id
-        base = self.tests_dir or Path.cwd()
-        return f"{os.path.relpath(item.path, base)}::{item.name}"
+        return f"{self.relative(item.path)}::{item.name}"
+
+    def relative(self, path: Path) -> str:
+        """A user test's file as the user sees it: relative to their tests directory."""
+        return os.path.relpath(path, self.tests_dir or self.rootpath)
 
     def outcomes(self) -> dict[str, str]:
         return {name: r["outcome"] for name, r in self.results.items()}
@@ -96,9 +103,13 @@ class Recorder:
         if metafunc.module.__name__ == "deployer.verify.suite" and "check" in metafunc.fixturenames:
             metafunc.parametrize("check", self.spec["checks"], ids=self.spec["checks"])
 
-    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+    @pytest.hookimpl(wrapper=True)
+    def pytest_make_collect_report(self, collector: pytest.Collector):
+        report = yield
         if report.failed:  # a user test file that does not import: a failed check, not a crash
-            self.results[f"{report.nodeid} (collect)"] = {"outcome": "failed", "reason": reason_of(report), "seconds": 0.0}
+            name = f"{self.relative(collector.path)} (collect)"
+            self.results[name] = {"outcome": "failed", "reason": reason_of(report), "seconds": 0.0}
+        return report
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):

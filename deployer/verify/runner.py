@@ -56,6 +56,7 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
                 builtin: bool = True) -> HostReport:
     """Every applicable built-in check and the user's tests on one host."""
     started = time.monotonic()
+    tests_dir = tests_dir.absolute() if tests_dir is not None else None  # the run's cwd is a temp dir
     secrets = secrets_of(inventory) + tuple(tls.key for tls in [read_tls(host)] if tls)
     host_settings = settings(inventory, host)
     checks = applicable(host_settings) if builtin else ()
