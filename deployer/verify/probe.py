@@ -56,37 +56,29 @@ out["current"] = {
     "has_venv": bool(target) and os.path.isfile(os.path.join(target, ".venv", "bin", "python")),
 }
 
+procs = []  # (user, cgroups, argv0) of every process, from one pass over /proc
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open("/proc/%s/cgroup" % pid) as f:
+            groups = [line.rstrip("\n").split(":", 2)[2] for line in f if line.count(":") >= 2]
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            argv0 = f.read().split(b"\0")[0].decode("utf-8", "replace")
+        procs.append((name_of(os.stat("/proc/" + pid).st_uid, pwd.getpwuid), groups, argv0))
+    except OSError:
+        pass
+
 out["units"] = {}
 for unit in q["units"]:
     show = subprocess.run(["systemctl", "show", unit, "-p", "ActiveState,SubState,UnitFileState,ControlGroup"],
                           capture_output=True, text=True).stdout
     props = dict(l.split("=", 1) for l in show.splitlines() if "=" in l)
-    users = []
     cg = props.get("ControlGroup", "")
-    if cg and unit.endswith(".service"):
-        for dirpath, dirs, names in os.walk("/sys/fs/cgroup" + cg):
-            try:
-                with open(os.path.join(dirpath, "cgroup.procs")) as f:
-                    pids = f.read().split()
-            except OSError:
-                continue
-            for pid in pids:
-                try:
-                    users.append(name_of(os.stat("/proc/" + pid).st_uid, pwd.getpwuid))
-                except OSError:
-                    pass
+    users = [u for u, groups, _ in procs if cg and any(g == cg or g.startswith(cg + "/") for g in groups)]
     out["units"][unit] = {"active": props.get("ActiveState", ""), "sub": props.get("SubState", ""),
                           "enabled": props.get("UnitFileState", ""), "users": sorted(set(users)), "processes": len(users)}
 
-out["daemons"] = []
-if q["process_marker"]:
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                if f.read().split(b"\0")[0].startswith(q["process_marker"].encode()):
-                    out["daemons"].append(name_of(os.stat("/proc/" + pid).st_uid, pwd.getpwuid))
-        except OSError:
-            pass
+marker = q["process_marker"]
+out["daemons"] = [u for u, _, argv0 in procs if marker and argv0.startswith(marker)]
 
 out["site"] = {"enabled": os.path.exists(q["site_link"]), "link": q["site_link"]}
 

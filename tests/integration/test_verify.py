@@ -47,7 +47,7 @@ def test_env_has_feature_flag(host, deployer_host):
 def project(lab, tmp_path_factory) -> Project:
     proj = Project(tmp_path_factory.mktemp("verify"))
     code, results = proj.deploy_json()
-    assert code == 0, results
+    assert code == 0, {name: r["error"] for name, r in results.items()}
     return proj
 
 
