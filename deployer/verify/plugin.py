@@ -118,13 +118,12 @@ class Recorder:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """One outcome per test: its call, or the setup that kept it from running, or a failed teardown."""
         name = report.deployer_check
-        if report.when == "setup" and report.passed:
+        if report.passed and report.when != "call":
             return
-        if report.when == "teardown" and not report.failed:
-            return
-        if report.when == "teardown" and name in self.results and self.results[name]["outcome"] == "failed":
-            return
+        if report.when == "teardown" and self.results.get(name, {}).get("outcome") == "failed":
+            return  # the first failure is the reason
         outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
         reason = reason_of(report) if outcome != "passed" else ""
         if report.failed and report.when != "call":

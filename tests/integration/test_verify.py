@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.project import HOSTS, SECRET, Project, get, ssh
+from tests.integration.project import HOSTS, REPO, SECRET, Project, get, ssh
 
 pytestmark = pytest.mark.integration
 
@@ -54,11 +54,8 @@ def project(lab, tmp_path_factory) -> Project:
 def verify_json(project: Project, *args: str) -> tuple[int, dict[str, dict]]:
     result = project.deployer("verify", "--json", *args)
     assert SECRET not in result.stdout + result.stderr
-    try:
-        doc = json.loads(result.stdout)
-    except ValueError:
-        raise AssertionError(f"not JSON (exit {result.returncode}):\n{result.stdout}\n{result.stderr}") from None
-    return result.returncode, {h["host"]: h for h in doc["hosts"]}
+    assert result.stdout.startswith("{"), f"exit {result.returncode}, not one JSON document:\n{result.stdout}\n{result.stderr}"
+    return result.returncode, {h["host"]: h for h in json.loads(result.stdout)["hosts"]}
 
 
 def outcomes(report: dict) -> dict[str, str]:
@@ -159,6 +156,23 @@ def test_unknown_host_key_is_refused_under_strict(project: Project, tmp_path: Pa
         project.save()
     assert code == 1
     assert hosts["lab1"]["checks"] == [] and "is not in" in hosts["lab1"]["error"], hosts["lab1"]
+
+
+def test_tls_checks_pass_on_a_tls_host(project: Project) -> None:
+    tls = REPO / "inventories" / "example-tls"
+    lab1 = project.doc["groups"]["nginx"]["hosts"]["lab1"]
+    lab1.update(tls={"cert": str(tls / "example.crt"), "key": str(tls / "example.key")},
+                server_name=["www.example.com", "example.com"])
+    project.save()
+    try:
+        code, results = project.deploy_json("-l", "lab1")
+        assert code == 0, results["lab1"]["error"]
+        code, hosts = verify_json(project, "-l", "lab1")
+    finally:
+        del lab1["tls"], lab1["server_name"]
+        project.save()
+        assert project.deploy_json("-l", "lab1")[0] == 0
+    assert outcomes(hosts["lab1"]) == {c: "passed" for c in EXPECTED["lab1"] | {"tls-cert", "https-redirect", "hsts"}}, hosts
 
 
 def test_deploy_rolls_back_a_host_whose_verify_fails_and_no_verify_skips(project: Project, tmp_path: Path) -> None:
