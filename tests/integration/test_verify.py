@@ -39,7 +39,8 @@ def test_app_user_has_no_shell(host, deployer_host):
 
 FAILING_TEST = '''
 def test_env_has_feature_flag(host, deployer_host):
-    assert "FEATURE_FLAG" in host.file(deployer_host["layout"]["env_file"]).content_string
+    last = host.file(deployer_host["layout"]["env_file"]).content_string.splitlines()[-1]
+    assert "FEATURE_FLAG" in last
 '''
 
 
@@ -140,7 +141,7 @@ def test_user_tests_run_on_every_host_and_a_failing_one_fails_alone(project: Pro
     code, hosts = verify_json(project, "--tests", str(tests))
     for name in HOSTS:
         assert list(failed(hosts[name])) == ["test_flags.py::test_env_has_feature_flag"], hosts[name]
-        assert "***" in failed(hosts[name])["test_flags.py::test_env_has_feature_flag"]
+        assert "APP_SECRET_KEY=\"***\"" in failed(hosts[name])["test_flags.py::test_env_has_feature_flag"]
 
 
 def test_unknown_host_key_is_refused_under_strict(project: Project, tmp_path: Path) -> None:
