@@ -72,15 +72,16 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=HOST_TIMEOUT, env=env, cwd=work)
         except subprocess.TimeoutExpired:
-            return HostReport(host.name, error=f"verify took longer than {HOST_TIMEOUT:.0f}s", seconds=time.monotonic() - started)
+            return HostReport(host.name, error=f"verify took longer than {HOST_TIMEOUT:.0f}s",
+                              seconds=time.monotonic() - started)
         if proc.returncode == PYTEST_USAGE_ERROR:
             raise UsageError(masked(_last_line(proc.stderr or proc.stdout), secrets))
         results = work / "results.json"
         doc = json.loads(results.read_text()) if results.exists() else None
     seconds = time.monotonic() - started
     if doc is None:
-        return HostReport(host.name, error=masked(f"pytest exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}", secrets),
-                          seconds=seconds)
+        crash = f"pytest exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}"
+        return HostReport(host.name, error=masked(crash, secrets), seconds=seconds)
     return parse_results(host.name, doc, secrets, seconds)
 
 
