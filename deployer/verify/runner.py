@@ -68,7 +68,7 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
         (work / "pytest.ini").write_text("[pytest]\n")
         argv = pytest_argv(work / "spec.json", work / "pytest.ini", work, builtin=bool(checks),
                            tests_dir=tests_dir, keyword=keyword)
-        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTHONDONTWRITEBYTECODE="1")
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTEST_ADDOPTS="", PYTHONDONTWRITEBYTECODE="1")
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=HOST_TIMEOUT, env=env, cwd=work)
         except subprocess.TimeoutExpired:
