@@ -26,6 +26,7 @@ from deployer.model import HOOK_STAGES, Host, Inventory
 from deployer.secret import mask_text
 from deployer.selection import select_hosts
 from deployer.starter import init
+from deployer.verify.command import verify_command
 
 
 class DeployerGroup(click.Group):
@@ -208,13 +209,17 @@ def run_cancellable(func, cancel: threading.Event):
 @limit_option
 @click.option("--serial", type=click.IntRange(min=1), help="Deploy N hosts at a time; stop after a failed batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result document on stdout, nothing else.")
-def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json: bool) -> None:
-    """Deploy the app: new release, validated configs, switch, reload, health check, rollback on failure."""
+@click.option("--no-verify", is_flag=True, help="Skip 'deployer verify' on each host after its health check.")
+def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json: bool, no_verify: bool) -> None:
+    """Deploy the app: new release, validated configs, switch, reload, health check, verify, rollback on failure."""
     from deployer import rollout
+    from deployer.verify.runner import deploy_verifier
 
     inventory, hosts = load(inventory_path, limit)
+    verify = None if no_verify else deploy_verifier(inventory)
     results, cancelled = _rollout(
-        lambda cancel: rollout.deploy(inventory, hosts, serial=serial, progress=_progress(False), cancel=cancel), as_json)
+        lambda cancel: rollout.deploy(inventory, hosts, serial=serial, progress=_progress(False), cancel=cancel,
+                                      verify=verify), as_json)
     sys.exit(130 if cancelled else exit_code_for(results))
 
 
@@ -266,6 +271,7 @@ def plan(inventory_path: Path, limit: str | None) -> None:
 
 main.add_command(lab_group)
 main.add_command(exec_command(inventory_option, limit_option))
+main.add_command(verify_command(inventory_option, limit_option, load))
 
 
 @main.command()

@@ -119,6 +119,7 @@ def deploy(
     serial: int | None = None,
     progress: Progress = lambda host, message: None,
     cancel: threading.Event | None = None,
+    verify: Callable[[Host], str | None] | None = None,
 ) -> list[HostResult]:
     from deployer.release import build_artifact, short_hash
 
@@ -144,7 +145,7 @@ def deploy(
                         progress(name, "unchanged")
                         return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
                     applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
-                                      progress=progress, cancel=cancel, once=once)
+                                      progress=progress, cancel=cancel, once=once, verify=verify)
                     outcome = applier.apply()
                     progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
                     return outcome

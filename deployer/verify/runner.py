@@ -1,0 +1,118 @@
+"""Run the checks: one pytest process per host, the hosts in parallel threads.
+
+pytest keeps global state and is not thread-safe in one process, so each host
+gets its own ``python -m pytest`` with only deployer's plugin loaded (no
+plugin autoload: faster, and no other plugin changes the run). The process
+reads a spec file and writes a results file; everything it reports is masked
+here, since user tests may print what they read on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from deployer.errors import UsageError
+from deployer.model import Host, Inventory
+from deployer.rollout import parallel, read_tls, secrets_of
+from deployer.secret import Secret, mask_text
+from deployer.verify import suite
+from deployer.verify.checks import applicable, settings
+from deployer.verify.report import CheckResult, HostReport
+
+HOST_TIMEOUT = 300.0
+REASON_LIMIT = 300
+PYTEST_USAGE_ERROR = 4
+
+
+def connection_settings(host: Host) -> dict[str, object]:
+    return {"name": host.name, "address": host.address, "ssh_user": host.ssh_user, "ssh_port": host.ssh_port,
+            "ssh_key": str(host.ssh_key) if host.ssh_key else None, "become": host.become,
+            "known_hosts": str(host.known_hosts) if host.known_hosts else None,
+            "host_key_policy": host.host_key_policy}
+
+
+def pytest_argv(spec_path: Path, ini: Path, rootdir: Path, *, builtin: bool, tests_dir: Path | None,
+                keyword: str | None) -> list[str]:
+    argv = [sys.executable, "-m", "pytest", "-p", "deployer.verify.plugin", "-p", "no:cacheprovider",
+            "-c", str(ini), "--rootdir", str(rootdir), "-vv", "--no-header", "-rN",
+            "--continue-on-collection-errors", "--deployer-spec", str(spec_path)]
+    if builtin:
+        argv.append(suite.__file__)
+    if tests_dir is not None:
+        argv.append(str(tests_dir))
+    if keyword:
+        argv += ["-k", keyword]
+    return argv
+
+
+def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = None, keyword: str | None = None,
+                builtin: bool = True) -> HostReport:
+    """Every applicable built-in check and the user's tests on one host."""
+    started = time.monotonic()
+    tests_dir = tests_dir.absolute() if tests_dir is not None else None  # the run's cwd is a temp dir
+    secrets = secrets_of(inventory) + tuple(tls.key for tls in [read_tls(host)] if tls)
+    host_settings = settings(inventory, host)
+    checks = applicable(host_settings) if builtin else ()
+    with tempfile.TemporaryDirectory(prefix="deployer-verify-") as tmp:
+        work = Path(tmp)
+        spec = {"connection": connection_settings(host), "settings": host_settings, "checks": list(checks),
+                "tests_dir": str(tests_dir) if tests_dir else None, "results": str(work / "results.json")}
+        (work / "spec.json").write_text(json.dumps(spec))
+        (work / "pytest.ini").write_text("[pytest]\n")
+        argv = pytest_argv(work / "spec.json", work / "pytest.ini", work, builtin=bool(checks),
+                           tests_dir=tests_dir, keyword=keyword)
+        env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1", PYTEST_ADDOPTS="", PYTHONDONTWRITEBYTECODE="1")
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=HOST_TIMEOUT, env=env, cwd=work)
+        except subprocess.TimeoutExpired:
+            return HostReport(host.name, error=f"verify took longer than {HOST_TIMEOUT:.0f}s",
+                              seconds=time.monotonic() - started)
+        if proc.returncode == PYTEST_USAGE_ERROR:
+            raise UsageError(masked(_last_line(proc.stderr or proc.stdout), secrets))
+        results = work / "results.json"
+        doc = json.loads(results.read_text()) if results.exists() else None
+    seconds = time.monotonic() - started
+    if doc is None:
+        crash = f"pytest exited {proc.returncode}: {_last_line(proc.stderr or proc.stdout)}"
+        return HostReport(host.name, error=masked(crash, secrets), seconds=seconds)
+    return parse_results(host.name, doc, secrets, seconds)
+
+
+def parse_results(host: str, doc: dict, secrets: tuple[Secret, ...], seconds: float) -> HostReport:
+    checks = [CheckResult(c["name"], c["outcome"], masked(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
+    error = masked(doc["error"], secrets) if doc.get("error") else None
+    return HostReport(host, checks, error, seconds)
+
+
+def masked(text: str, secrets: tuple[Secret, ...]) -> str:
+    """Secrets masked, also as an assertion's repr shows them (escaped), then cut to one short line.
+
+    pytest runs with -vv so it shows whole values: a secret cut in half could not be masked.
+    """
+    variants = secrets + tuple(Secret(repr(s.reveal())[1:-1]) for s in secrets)
+    text = mask_text(text, variants)
+    return text if len(text) <= REASON_LIMIT else text[:REASON_LIMIT - 3] + "..."
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no output"
+
+
+def verify_all(inventory: Inventory, hosts: tuple[Host, ...], *, tests_dir: Path | None = None,
+               keyword: str | None = None) -> list[HostReport]:
+    return parallel(lambda h: verify_host(inventory, h, tests_dir=tests_dir, keyword=keyword), hosts)
+
+
+def deploy_verifier(inventory: Inventory) -> Callable[[Host], str | None]:
+    """For ``deploy``: verify one host after its health gate; the reason it failed, or None."""
+    def verify(host: Host) -> str | None:
+        return verify_host(inventory, host, tests_dir=inventory.verify_tests).failure()
+    return verify
