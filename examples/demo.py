@@ -1,8 +1,10 @@
 """`make demo`: boot three lab hosts, deploy examples/hello to them, show what each answers.
 
 The deploy runs the app's database migration as a before_switch hook on each
-host (its output is streamed as `labN: before_switch> ...`); afterwards
-`deployer exec` runs it again in each host's live environment: up to date.
+host (its output is streamed as `labN: before_switch> ...`) and verifies each
+host after its health gate; afterwards `deployer verify` shows every check per
+host and `deployer exec` runs the migration again in each host's live
+environment: up to date.
 
 lab1 nginx+gunicorn, lab2 nginx+uwsgi, lab3 apache+mod_wsgi (inventories/lab.yml).
 The hosts stay up afterwards so you can look around: `deployer lab ssh lab1`,
@@ -54,8 +56,10 @@ def main() -> int:
     print()
     deployer("status", "-i", str(INVENTORY))
     print()
+    verified = deployer("verify", "-i", str(INVENTORY))
+    print()
     deployer("exec", "-i", str(INVENTORY), "--", "flask", "--app", "app", "migrate")
-    return code
+    return code or verified
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from deployer.model import Hook, Hooks
 from deployer.plan import assign_run_once
 from deployer.render import render_host
 from tests import factories as f
-from tests.unit.test_hooks import plans_for
+from tests.unit.test_hooks_pure import plans_for
 
 MIGRATE = Hook(("flask", "--app", "app", "migrate"))
 ONCE = Hook(("flask", "seed"), run_once=True)
