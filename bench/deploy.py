@@ -1,10 +1,13 @@
 """Deploy timings on the lab: cold, no-change and code-change deploys for 1 and 8 hosts.
 
-    python bench/deploy.py [--sizes 1,8]
+    python bench/deploy.py [--sizes 1,8] [--no-verify]
 
 Each size starts from fresh hosts (lab down, then up), so "cold" includes
-packages check, user, venv build and first start. The controller's peak memory
-is the deployer process's max RSS. Results print as a Markdown table.
+packages check, user, venv build, first start and (unless --no-verify) the
+Testinfra verify after the health gate. The controller's peak memory is the
+deployer process's max RSS; controller CPU is the user+system time of deployer
+and its children (the verify processes) for the cold deploy. Results print as a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -26,11 +29,17 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 
 
+CPU = {"seconds": 0.0}  # controller CPU of the last deployer run
+
+
 def deployer(*args: str) -> tuple[float, int, dict]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "deployer.cli", *args], capture_output=True, text=True)
     elapsed = time.monotonic() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU["seconds"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    peak_kb = after.ru_maxrss
     if proc.returncode != 0:
         raise SystemExit(f"deployer {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     doc = json.loads(proc.stdout) if "--json" in args else {}
@@ -52,7 +61,10 @@ def inventory(root: Path, hosts: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1,8")
-    sizes = [int(s) for s in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--no-verify", action="store_true", help="deploy with --no-verify")
+    options = parser.parse_args()
+    sizes = [int(s) for s in options.sizes.split(",")]
+    flags = ("--no-verify",) if options.no_verify else ()
     # the lab is one per machine: wait for a test session using it (tests/integration/conftest.py)
     lab_dir = Path(os.environ.get("DEPLOYER_LAB_DIR", "/var/lib/deployer-lab"))
     lab_dir.mkdir(parents=True, exist_ok=True)
@@ -64,19 +76,21 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "up", "--hosts", str(size)], check=True, capture_output=True)
         with tempfile.TemporaryDirectory() as tmp:
             inv = inventory(Path(tmp), size)
-            cold, _, _ = deployer("deploy", "--json", "-i", str(inv))
-            same, _, doc = deployer("deploy", "--json", "-i", str(inv))
+            cold, _, _ = deployer("deploy", "--json", *flags, "-i", str(inv))
+            cold_cpu = CPU["seconds"]
+            same, _, doc = deployer("deploy", "--json", *flags, "-i", str(inv))
             assert {r["status"] for r in doc["results"]} == {"unchanged"}, doc
             app = Path(tmp) / "app" / "app.py"
             app.write_text(app.read_text() + "\n# bench change\n")
-            change, peak_kb, doc = deployer("deploy", "--json", "-i", str(inv))
+            change, peak_kb, doc = deployer("deploy", "--json", *flags, "-i", str(inv))
             assert {r["status"] for r in doc["results"]} == {"deployed"}, doc
-        rows.append((size, cold, same, change, peak_kb / 1024))
+        rows.append((size, cold, cold_cpu, same, change, peak_kb / 1024))
     subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "down"], check=True, capture_output=True)
-    print("| hosts | cold deploy | no-change redeploy | code-change redeploy | controller peak RSS |")
-    print("|---:|---:|---:|---:|---:|")
-    for size, cold, same, change, peak in rows:
-        print(f"| {size} | {cold:.1f} s | {same:.2f} s | {change:.1f} s | {peak:.0f} MB |")
+    print(f"deploy {' '.join(flags) or '(with verify)'}")
+    print("| hosts | cold deploy | controller CPU (cold) | no-change redeploy | code-change redeploy | controller peak RSS |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for size, cold, cpu, same, change, peak in rows:
+        print(f"| {size} | {cold:.1f} s | {cpu:.1f} s | {same:.2f} s | {change:.1f} s | {peak:.0f} MB |")
 
 
 if __name__ == "__main__":
