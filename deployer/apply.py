@@ -27,7 +27,7 @@ from deployer.connection import CommandFailed, Remote
 from deployer.errors import DeployerError
 from deployer.facts import Facts, facts_command, parse_facts
 from deployer.layout import Layout
-from deployer.model import Host, Inventory
+from deployer.model import Inventory
 from deployer.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
 from deployer.release import Artifact, venv_commands, venv_tree
 from deployer.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
@@ -120,7 +120,7 @@ class Applier:
     cancel: threading.Event = field(default_factory=threading.Event)
     command: str = "deploy"
     once: OnceGate | None = None  # shared by the hosts of a deploy with run_once hooks
-    verify: Callable[[Host], str | None] | None = None  # after health: why the host fails verify, or None
+    verify: Callable[[Remote], str | None] | None = None  # after health: why the host fails verify, or None
 
     def __post_init__(self) -> None:
         self.layout = self.plan.layout
@@ -382,7 +382,7 @@ class Applier:
             raise StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within {HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}")
         if self.verify is not None:  # before the config backups go: a failed verify restores them
             self.say("verifying")
-            failure = self.verify(self.host)
+            failure = self.verify(self.remote)
             if failure:
                 raise StepFailed("verify", failure)
         if self.installed:

@@ -119,7 +119,7 @@ def deploy(
     serial: int | None = None,
     progress: Progress = lambda host, message: None,
     cancel: threading.Event | None = None,
-    verify: Callable[[Host], str | None] | None = None,
+    verify: Callable[[Remote], str | None] | None = None,
 ) -> list[HostResult]:
     from deployer.release import build_artifact, short_hash
 

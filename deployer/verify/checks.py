@@ -341,6 +341,21 @@ def judge(name: str, s: Settings, p: Probe) -> str | None:
     return JUDGES[name](s, p)
 
 
+def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """Each check in order as (name, outcome, reason), skipped where a prerequisite failed.
+
+    What the pytest suite does one test at a time, for a caller with no pytest run.
+    """
+    outcomes: dict[str, str] = {}
+    results = []
+    for name in names:
+        blocked = blocked_by(name, outcomes)
+        reason = f"not checked: {', '.join(blocked)} failed" if blocked else (judge(name, s, p) or "")
+        outcomes[name] = "skipped" if blocked else "failed" if reason else "passed"
+        results.append((name, outcomes[name], reason))
+    return results
+
+
 def blocked_by(name: str, outcomes: dict[str, str]) -> tuple[str, ...]:
     """Prerequisites of ``name`` that failed on this host (those not run do not block)."""
     return tuple(dep for dep in DEPENDS.get(name, ()) if outcomes.get(dep) == "failed")

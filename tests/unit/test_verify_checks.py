@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from deployer.verify.checks import ALL_CHECKS, DEPENDS, applicable, blocked_by, judge, probe_query, settings
+from deployer.verify.checks import ALL_CHECKS, DEPENDS, applicable, blocked_by, judge, judge_all, probe_query, settings
 from deployer.verify.probe import probe_command
 from tests import factories as f
 
@@ -201,3 +201,44 @@ def test_probe_program_runs_and_reports_every_fact_without_contents(tmp_path) ->
     assert probe["env_file"]["mode"] == 0o640 and probe["current"]["link"] is None
     assert set(probe) >= {"user", "current", "units", "site", "listening", "env_file", "http", "proxy_test", "security"}
     assert "current-release" in failures(s, probe)
+
+
+def test_judge_all_skips_what_a_failed_prerequisite_blocks() -> None:
+    s = host_settings()
+    probe = good_probe(s)
+    probe["units"][s["proxy_service"]]["active"] = "inactive"
+    results = {name: (outcome, reason) for name, outcome, reason in judge_all(s, probe, applicable(s))}
+    assert results["proxy"][0] == "failed" and results["proxy"][1]
+    assert results["health"] == ("skipped", "not checked: proxy failed")
+    assert results["app-user"] == ("passed", "")
+    assert [n for n, (o, _) in results.items() if o == "failed"] == ["proxy"]
+
+
+class FakeRemote:
+    """Answers the probe command with a recorded probe; what deploy's connection would do."""
+
+    def __init__(self, host, probe: dict | None, code: int = 0) -> None:
+        self.host, self.probe, self.code, self.commands = host, probe, code, []
+
+    def run(self, argv, *, check=True, timeout=None, mask=True):
+        from deployer.connection import CommandResult
+
+        self.commands.append(argv)
+        return CommandResult(self.code, json.dumps(self.probe) if self.probe else "", "" if self.code == 0 else "boom\n")
+
+
+def test_deploy_verifier_judges_over_the_open_connection() -> None:
+    from deployer.verify.runner import deploy_verifier
+
+    inv = f.inventory(f.host())
+    s = settings(inv, inv.hosts[0])
+    good = FakeRemote(inv.hosts[0], good_probe(s))
+    assert deploy_verifier(inv)(good) is None
+    assert good.commands == [probe_command(probe_query(s))]  # one round trip, no pytest
+
+    broken = good_probe(s)
+    broken["env_file"]["mode"] = 0o644
+    reason = deploy_verifier(inv)(FakeRemote(inv.hosts[0], broken))
+    assert reason.startswith("env-file: ") and ";" not in reason
+
+    assert "the probe failed on the host (exit 1): boom" in deploy_verifier(inv)(FakeRemote(inv.hosts[0], None, code=1))
