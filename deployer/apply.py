@@ -355,19 +355,30 @@ class Applier:
             self.run("start", cmd.systemctl("enable", "--now", *sockets))
         if restart_app and self.plan.services:
             self.run("restart", cmd.systemctl("restart", *self.plan.services), timeout=120)
+        if restart_app and self.plan.daemons:
+            self.restart_daemons()
         others = [u for u in enable if not u.endswith(".socket")]
         if others:
             self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
         if reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
             self.run("reload", cmd.systemctl("reload-or-restart", proxy), timeout=120)
 
+    def restart_daemons(self) -> None:
+        """mod_wsgi: new daemon processes on the new release, Apache left alone (see cmd.restart_daemons)."""
+        proxy = proxy_service(self.host)
+        for marker in self.plan.daemons:
+            self.say(f"gracefully restarting the {marker} daemons")
+            self.run("restart", cmd.restart_daemons(proxy, marker))
+
     def gate(self) -> None:
         """Prove the new release is what serves, then that it is healthy through the proxy."""
         release_path = str(self.layout.release(self.plan.release_id))
-        deadline = time.monotonic() + SERVING_DEADLINE
+        # signalled mod_wsgi daemons first finish their requests, for up to graceful-timeout (host.timeout)
+        draining = self.host.timeout if self.plan.restart_app and self.plan.daemons else 0
+        deadline = time.monotonic() + SERVING_DEADLINE + draining
         while True:
             facts = gather_facts(self.remote, self.inventory, ())
-            expected = self.plan.services + process_marker(self.inventory.app, self.host)
+            expected = self.plan.services + self.plan.daemons
             wrong = {k: v for k, v in facts.serving.items() if k in expected and v != release_path}
             missing = [k for k in expected if k not in facts.serving]
             if not wrong and not missing:
@@ -429,6 +440,7 @@ class Applier:
             self.record("failed")
             return "failed"
         self.say("rolling back")
+        configs_touched = bool(self.installed or self.links_made)
         self.undo_configs()
         if plan.units_changed:
             self._quiet(cmd.systemctl("daemon-reload"))
@@ -444,7 +456,11 @@ class Applier:
         self._quiet(cmd.switch_current(self.layout, plan.previous))
         if plan.services:
             self._quiet(cmd.systemctl("restart", *plan.services))
-        self._quiet(cmd.systemctl("reload-or-restart", proxy))
+        # mod_wsgi with Apache's config as it was: new daemons suffice (no reload, no 503s); else reload
+        daemons_restarted = bool(plan.daemons) and not configs_touched and all(
+            [self._quiet(cmd.restart_daemons(proxy, marker)) for marker in plan.daemons])
+        if not daemons_restarted:
+            self._quiet(cmd.systemctl("reload-or-restart", proxy))
         healthy = self._quiet(self.health_command())
         self.rollback_error = self.after_rollback(plan.previous)
         self.record("rolled-back" if healthy else "rollback-unhealthy")

@@ -131,6 +131,44 @@ def systemctl(*args: str) -> Command:
     return ("systemctl", *args)
 
 
+RESTART_DAEMONS_PROGRAM = r"""
+import os, signal, subprocess, sys
+service, marker = sys.argv[1], sys.argv[2].encode()
+main = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", service],
+                      capture_output=True, text=True).stdout.strip()
+if main in ("", "0"):
+    print("%s is not running" % service)
+    sys.exit(1)
+signalled = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            ppid = f.read().rsplit(")", 1)[1].split()[1]
+        with open("/proc/%s/cmdline" % pid, "rb") as f:
+            argv0 = f.read().split(b"\0")[0]
+        if ppid == main and argv0.startswith(marker):
+            os.kill(int(pid), signal.SIGUSR1)
+            signalled.append(pid)
+    except (OSError, IndexError):
+        pass
+if not signalled:
+    print("no %s process under %s (main pid %s)" % (marker.decode(), service, main or "none"))
+    sys.exit(1)
+print(" ".join(signalled))
+"""
+
+
+def restart_daemons(service: str, marker: str) -> Command:
+    """SIGUSR1 to mod_wsgi's daemon processes ``marker`` (display-name) that ``service``'s main process runs.
+
+    Each finishes its requests (up to graceful-timeout) and exits; Apache starts
+    a new one, which resolves ``current`` again. Apache itself is not reloaded,
+    so its listener socket for the group stays: requests wait there instead of
+    failing with 503 as they can while a graceful reload renews that socket.
+    """
+    return ("python3", "-c", RESTART_DAEMONS_PROGRAM, service, marker)
+
+
 def mark_bad(layout: Layout, release_id: str, reason: str) -> Command:
     return sh('mkdir -p "$1" && printf "%s\\n" "$2" > "$1/BAD"', layout.release(release_id) / ".deployer", reason)
 

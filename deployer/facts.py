@@ -83,14 +83,16 @@ for unit in q["units"]:
         except OSError:
             pass
 for marker in q["process_markers"]:
+    cwds = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
                 if f.read().split(b"\0")[0].startswith(marker.encode()):
-                    out["serving"][marker] = os.readlink("/proc/%s/cwd" % pid)
-                    break
+                    cwds.add(os.readlink("/proc/%s/cwd" % pid))
         except OSError:
             pass
+    if cwds:  # every process of the group: during a restart some may still run the old release
+        out["serving"][marker] = " and ".join(sorted(cwds))
 print(json.dumps(out))
 """
 

@@ -142,6 +142,7 @@ class HostPlan:
     links: tuple[Link, ...]  # links to create
     enable_units: tuple[str, ...]
     services: tuple[str, ...]  # the app's .service units (restarted on a new release)
+    daemons: tuple[str, ...]  # mod_wsgi: process markers of the app's daemons (signalled on a new release)
     switch: bool
     restart_app: bool
     reload_proxy: bool
@@ -192,8 +193,10 @@ class HostPlan:
             out.append(f"switch current: {self.previous or '(none)'} -> {self.release_id}")
         if self.enable_units:
             out.append(f"enable and start {' '.join(self.enable_units)}")
-        if self.restart_app:
+        if self.restart_app and self.services:
             out.append(f"restart {' '.join(self.services)}")
+        if self.restart_app and self.daemons:
+            out.append(f"gracefully restart the mod_wsgi daemons {' '.join(self.daemons)} (SIGUSR1; Apache is not reloaded)")
         if self.reload_proxy:
             out.append(f"reload {proxy_service(self.host)}")
         if not self.unchanged:
@@ -255,14 +258,19 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         for c in changes
     )
     services = [u for u in units if u.endswith(".service")]
-    stale = any(facts.serving.get(u) not in (None, release_path) for u in services)
-    mod_wsgi_stale = any(facts.serving.get(m) != release_path for m in process_marker(app, host))
-    restart_app = bool(services) and (switch or app_changed or stale)
+    markers = process_marker(app, host)
+    stale = any(facts.serving.get(u) not in (None, release_path) for u in (*services, *markers))
+    proxy_running = proxy in facts.units and facts.units[proxy].active == "active"
+    # mod_wsgi: Apache running without the app's daemons is broken; a reload starts them.
+    daemons_missing = proxy_running and any(m not in facts.serving for m in markers)
     reload_proxy = (
         any(c.file.check in ("nginx", "apache") or c.file.path.parent.name == "tls" for c in changes)
         or bool(links)
-        or (host.server == "mod_wsgi" and (switch or app_changed or mod_wsgi_stale))
+        or daemons_missing
     )
+    # mod_wsgi: a reload or a start of Apache restarts the daemons anyway; else signal just them.
+    restart_app = (switch or app_changed or stale) and (
+        bool(services) or (bool(markers) and proxy_running and not reload_proxy))
     venv_present = target.req_hash in facts.venvs
     return HostPlan(
         host=host,
@@ -278,6 +286,7 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         links=links,
         enable_units=enable_units,
         services=tuple(services),
+        daemons=markers,
         switch=switch,
         restart_app=restart_app,
         reload_proxy=reload_proxy,

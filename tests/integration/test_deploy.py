@@ -182,6 +182,23 @@ def test_zero_downtime_during_code_change(project: Project) -> None:
     assert failures == [], failures[:10]
 
 
+def test_mod_wsgi_code_change_restarts_the_daemons_not_apache(project: Project, lab) -> None:
+    """An Apache reload would rotate the daemons' socket (wsgi.<pid>.<generation>.<id>.sock) and drop requests."""
+    def daemons() -> dict[str, str]:  # pid -> release dir
+        out = ssh(lab, "lab3", "sh", "-c", 'for p in $(pgrep -u hello -f "^[(]wsgi:hello[)]"); do echo "$p $(readlink /proc/$p/cwd)"; done')
+        return dict(line.split() for line in out.splitlines())
+
+    sockets = ssh(lab, "lab3", "sh", "-c", "ls /run/apache2/wsgi.*.sock")
+    before = daemons()
+    project.change_code("daemons-only")
+    code, results = project.deploy_json("--limit", "lab3")
+    assert code == 0 and results["lab3"]["status"] == "deployed", results
+    after = daemons()
+    assert ssh(lab, "lab3", "sh", "-c", "ls /run/apache2/wsgi.*.sock") == sockets  # same Apache generation: no reload
+    assert len(after) == len(before) == 2 and not set(after) & set(before), (before, after)
+    assert set(after.values()) == {"/srv/hello/releases/" + results["lab3"]["release"]}, after
+
+
 def test_serial_batches_stop_after_a_failed_batch(project: Project, lab) -> None:
     """--serial 1: lab1 fails its health gate, so lab2 and lab3 are never touched."""
     before = {name: ssh(lab, name, "readlink", "/srv/hello/current").strip() for name in HOSTS}

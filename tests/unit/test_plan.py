@@ -70,12 +70,68 @@ def test_code_change_reuses_venv_and_restarts_app_only() -> None:
     assert plan.previous == "20261120T000000Z-aaaaaaaaaaaa"
 
 
-def test_mod_wsgi_code_change_reloads_apache() -> None:
-    host = f.host(server="mod_wsgi", proxy="apache")
-    inv = f.inventory(host)
-    target = Target("20261125T180000Z-bbbbbbbbbbbb", "bbbbbbbbbbbb", "req1", "3.11")
-    plan = plan_host(inv, host, target, render_host(inv, host, reveal_secrets=True), converged(inv, host))
-    assert plan.reload_proxy and not plan.restart_app and plan.services == ()
+NEW = Target("20261125T180000Z-bbbbbbbbbbbb", "bbbbbbbbbbbb", "req1", "3.11")
+WSGI = f.host(server="mod_wsgi", proxy="apache")
+
+
+def wsgi_plan(live: Facts | None = None, inv=None, target: Target = NEW):  # noqa: ANN001
+    inv = inv or f.inventory(WSGI)
+    return plan_host(inv, WSGI, target, render_host(inv, WSGI, reveal_secrets=True), live or converged(inv, WSGI))
+
+
+def test_mod_wsgi_code_change_restarts_the_daemons_without_reloading_apache() -> None:
+    """A graceful Apache reload renews the daemons' socket: requests in between get 503."""
+    plan = wsgi_plan()
+    assert plan.switch and plan.restart_app and not plan.reload_proxy
+    assert plan.services == () and plan.daemons == ("(wsgi:hello)",)
+    steps = plan.steps()
+    assert "gracefully restart the mod_wsgi daemons (wsgi:hello) (SIGUSR1; Apache is not reloaded)" in steps
+    assert not any(s.startswith(("reload", "restart")) for s in steps)
+
+
+def test_mod_wsgi_env_change_restarts_the_daemons_only() -> None:
+    inv = f.inventory(WSGI)
+    live = converged(inv, WSGI)
+    live.files["/etc/hello/env"] = LiveFile("x", 0o640, "APP_GREETING=old\n")
+    plan = wsgi_plan(live, inv, TARGET)
+    assert not plan.switch and plan.restart_app and not plan.reload_proxy
+
+
+def test_mod_wsgi_apache_config_change_reloads_apache_which_restarts_the_daemons() -> None:
+    inv = f.inventory(WSGI)
+    live = converged(inv, WSGI)
+    live.files["/etc/apache2/sites-available/hello.conf"] = LiveFile("x", 0o644, "# older site\n")
+    plan = wsgi_plan(live, inv)
+    assert plan.switch and plan.reload_proxy and not plan.restart_app
+    assert "reload apache2.service" in plan.steps()
+
+
+@pytest.mark.parametrize("active", ["inactive", "failed"])
+def test_mod_wsgi_apache_not_running_is_started_not_signalled(active: str) -> None:
+    inv = f.inventory(WSGI)
+    live = converged(inv, WSGI)
+    live.units["apache2.service"] = Unit(active, "enabled", 0)
+    del live.serving["(wsgi:hello)"]
+    plan = wsgi_plan(live, inv)
+    assert plan.enable_units == ("apache2.service",)
+    assert not plan.restart_app and not plan.reload_proxy
+
+
+def test_mod_wsgi_apache_running_without_daemons_is_reloaded() -> None:
+    inv = f.inventory(WSGI)
+    live = converged(inv, WSGI)
+    del live.serving["(wsgi:hello)"]
+    plan = wsgi_plan(live, inv, TARGET)
+    assert plan.reload_proxy and not plan.restart_app and not plan.unchanged
+
+
+def test_mod_wsgi_daemons_half_restarted_are_restarted() -> None:
+    inv = f.inventory(WSGI)
+    live = converged(inv, WSGI)
+    current = live.serving["(wsgi:hello)"]
+    live.serving["(wsgi:hello)"] = f"/srv/hello/releases/older and {current}"  # the facts program's "some on each"
+    plan = wsgi_plan(live, inv, TARGET)
+    assert not plan.switch and plan.restart_app and not plan.reload_proxy
 
 
 def test_changed_env_file_restarts_app_and_diff_masks_secrets() -> None:
