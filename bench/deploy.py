@@ -13,8 +13,6 @@ Markdown table.
 from __future__ import annotations
 
 import argparse
-import fcntl
-import os
 import json
 import resource
 import shutil
@@ -26,24 +24,24 @@ from pathlib import Path
 
 import yaml
 
+from deployer.lab import Lab
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-CPU = {"seconds": 0.0}  # controller CPU of the last deployer run
-
-
-def deployer(*args: str) -> tuple[float, int, dict]:
+def deployer(*args: str) -> tuple[float, float, int, dict]:
+    """Run deployer: wall seconds, controller CPU seconds (it and its children), peak RSS in KiB, --json doc."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "deployer.cli", *args], capture_output=True, text=True)
     elapsed = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    CPU["seconds"] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     peak_kb = after.ru_maxrss
     if proc.returncode != 0:
         raise SystemExit(f"deployer {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     doc = json.loads(proc.stdout) if "--json" in args else {}
-    return elapsed, peak_kb, doc
+    return elapsed, cpu, peak_kb, doc
 
 
 def inventory(root: Path, hosts: int) -> Path:
@@ -65,27 +63,23 @@ def main() -> None:
     options = parser.parse_args()
     sizes = [int(s) for s in options.sizes.split(",")]
     flags = ("--no-verify",) if options.no_verify else ()
-    # the lab is one per machine: wait for a test session using it (tests/integration/conftest.py)
-    lab_dir = Path(os.environ.get("DEPLOYER_LAB_DIR", "/var/lib/deployer-lab"))
-    lab_dir.mkdir(parents=True, exist_ok=True)
-    session = open(lab_dir / "session.lock", "w")  # noqa: SIM115 - held until exit
-    fcntl.flock(session, fcntl.LOCK_EX)
     rows = []
-    for size in sizes:
-        subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "down"], check=True, capture_output=True)
-        subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "up", "--hosts", str(size)], check=True, capture_output=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            inv = inventory(Path(tmp), size)
-            cold, _, _ = deployer("deploy", "--json", *flags, "-i", str(inv))
-            cold_cpu = CPU["seconds"]
-            same, _, doc = deployer("deploy", "--json", *flags, "-i", str(inv))
-            assert {r["status"] for r in doc["results"]} == {"unchanged"}, doc
-            app = Path(tmp) / "app" / "app.py"
-            app.write_text(app.read_text() + "\n# bench change\n")
-            change, peak_kb, doc = deployer("deploy", "--json", *flags, "-i", str(inv))
-            assert {r["status"] for r in doc["results"]} == {"deployed"}, doc
-        rows.append((size, cold, cold_cpu, same, change, peak_kb / 1024))
-    subprocess.run([sys.executable, "-m", "deployer.cli", "lab", "down"], check=True, capture_output=True)
+    lab = Lab()
+    with lab.session(say=lambda msg: print(msg, file=sys.stderr)):  # one lab per machine
+        for size in sizes:
+            lab.down()
+            lab.up(size)
+            with tempfile.TemporaryDirectory() as tmp:
+                inv = inventory(Path(tmp), size)
+                cold, cold_cpu, _, _ = deployer("deploy", "--json", *flags, "-i", str(inv))
+                same, _, _, doc = deployer("deploy", "--json", *flags, "-i", str(inv))
+                assert {r["status"] for r in doc["results"]} == {"unchanged"}, doc
+                app = Path(tmp) / "app" / "app.py"
+                app.write_text(app.read_text() + "\n# bench change\n")
+                change, _, peak_kb, doc = deployer("deploy", "--json", *flags, "-i", str(inv))
+                assert {r["status"] for r in doc["results"]} == {"deployed"}, doc
+            rows.append((size, cold, cold_cpu, same, change, peak_kb / 1024))
+        lab.down()
     print(f"deploy {' '.join(flags) or '(with verify)'}")
     print("| hosts | cold deploy | controller CPU (cold) | no-change redeploy | code-change redeploy | controller peak RSS |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import fcntl
-import os
 import sys
 import tempfile
 import threading
@@ -53,42 +51,40 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     deploys = args.deploys
-    lab_dir = Path(os.environ.get("DEPLOYER_LAB_DIR", "/var/lib/deployer-lab"))
-    session = open(lab_dir / "session.lock", "w")  # noqa: SIM115 - held until exit
-    fcntl.flock(session, fcntl.LOCK_EX)
     lab = Lab()
-    lab.up(len(HOSTS))
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            project = Project(Path(tmp))
-            code, results = project.deploy_json()
-            assert code == 0, results
-            log_before = len(ssh(lab, "lab3", "cat", "/var/log/apache2/error.log").splitlines())
-            sent: collections.Counter = collections.Counter()
-            failures: list[str] = []
-            per_deploy = []
-            for i in range(deploys):
-                stop = threading.Event()
-                threads = [threading.Thread(target=hammer, args=(a, stop, sent, failures, n))
-                           for n, a in HOSTS.items() for _ in range(args.threads)]
-                for t in threads:
-                    t.start()
-                before = len(failures)
-                time.sleep(0.5)
-                project.change_code(f"bench {i}")
-                started = time.monotonic()
+    with lab.session(say=lambda msg: print(msg, file=sys.stderr)):  # one lab per machine
+        lab.up(len(HOSTS))
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                project = Project(Path(tmp))
                 code, results = project.deploy_json()
-                took = time.monotonic() - started
-                time.sleep(0.5)
-                stop.set()
-                for t in threads:
-                    t.join()
                 assert code == 0, results
-                per_deploy.append((i + 1, took, len(failures) - before))
-                print(f"deploy {i + 1}: {took:.1f} s, {len(failures) - before} failed request(s)", file=sys.stderr)
-            log = ssh(lab, "lab3", "cat", "/var/log/apache2/error.log").splitlines()[log_before:]
-    finally:
-        lab.down()
+                log_before = len(ssh(lab, "lab3", "cat", "/var/log/apache2/error.log").splitlines())
+                sent: collections.Counter = collections.Counter()
+                failures: list[str] = []
+                per_deploy = []
+                for i in range(deploys):
+                    stop = threading.Event()
+                    threads = [threading.Thread(target=hammer, args=(a, stop, sent, failures, n))
+                               for n, a in HOSTS.items() for _ in range(args.threads)]
+                    for t in threads:
+                        t.start()
+                    before = len(failures)
+                    time.sleep(0.5)
+                    project.change_code(f"bench {i}")
+                    started = time.monotonic()
+                    code, results = project.deploy_json()
+                    took = time.monotonic() - started
+                    time.sleep(0.5)
+                    stop.set()
+                    for t in threads:
+                        t.join()
+                    assert code == 0, results
+                    per_deploy.append((i + 1, took, len(failures) - before))
+                    print(f"deploy {i + 1}: {took:.1f} s, {len(failures) - before} failed request(s)", file=sys.stderr)
+                log = ssh(lab, "lab3", "cat", "/var/log/apache2/error.log").splitlines()[log_before:]
+        finally:
+            lab.down()
     print(f"{deploys} code-change deploys, {args.threads} request thread(s) per host")
     print("| host | requests | non-200 |")
     print("|---|---:|---:|")

@@ -84,6 +84,15 @@ class Lab:
     def known_hosts_path(self) -> Path:
         return self.paths.known_hosts
 
+    def session(self, wait: float = float("inf"), say=None):
+        """Hold the lab for a whole test session or benchmark (a context manager).
+
+        One lab per machine (names, veths and addresses are fixed): a second
+        session queues here instead of taking the hosts down under the first
+        one's feet. Lab commands inside the session take their own, shorter lock.
+        """
+        return locked(self.paths.session_lock, wait, say or self.say, holder="another test session or benchmark")
+
     # --- discovery -------------------------------------------------------
 
     def _traces(self) -> list[str]:
@@ -158,7 +167,7 @@ class Lab:
         require_root()
         naming.check_count(n)
         self._check_tools()
-        with locked(self.paths, say=self.say):
+        with locked(self.paths.lock, say=self.say):
             os.chmod(self.paths.root, 0o700)
             public_key = self._public_key()
             self._ensure_base(public_key)
@@ -215,7 +224,7 @@ class Lab:
         require_root()
         for name in names or ():
             naming.host_index(name)
-        with locked(self.paths, say=self.say):
+        with locked(self.paths.lock, say=self.say):
             present = self._traces()
             targets = present if names is None else [n for n in present if n in set(names)]
             pids = {n: host.request_stop(self.paths.host(n)) for n in targets}

@@ -99,6 +99,10 @@ class LabPaths:
     def lock(self) -> Path:
         return self.root / "lock"
 
+    @property
+    def session_lock(self) -> Path:
+        return self.root / "session.lock"
+
     def host(self, name: str) -> HostPaths:
         naming.host_index(name)
         return HostPaths(name, self.hosts / name)
@@ -123,10 +127,10 @@ LOCK_WAIT = 600.0  # a base build by another command takes about a minute
 
 
 @contextmanager
-def locked(paths: LabPaths, wait: float = LOCK_WAIT, say=lambda msg: None):
-    """One lab command at a time (others wait); the kernel drops the lock if we die."""
-    paths.root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+def locked(lock: Path, wait: float = LOCK_WAIT, say=lambda msg: None, holder: str = "another lab command"):
+    """Hold ``lock`` (an flock), waiting up to ``wait`` s for ``holder``; the kernel drops it if we die."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -135,10 +139,9 @@ def locked(paths: LabPaths, wait: float = LOCK_WAIT, say=lambda msg: None):
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise LabError(f"another lab command still holds {paths.lock} "
-                                   f"after {wait:g} s") from None
+                    raise LabError(f"{holder} still holds {lock} after {wait:g} s") from None
                 if wait:
-                    say(f"waiting for another lab command ({paths.lock})")
+                    say(f"waiting for {holder} ({lock})")
                     say = lambda msg: None  # noqa: E731 - say it once
                 time.sleep(0.2)
         yield

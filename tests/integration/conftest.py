@@ -7,11 +7,9 @@ green by silently skipping the tests that deploy for real.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
-import time
 
 import pytest
 
@@ -42,31 +40,6 @@ def _cannot(why: str):
     pytest.skip(why)
 
 
-def hold_lab(the_lab: Lab) -> int:
-    """Wait for the lab to be ours for this whole session.
-
-    One lab per machine (names, veths and addresses are fixed), so a second test
-    session (a developer's and a CI job's, say) queues here instead of taking
-    the hosts down under the first one's feet. The kernel drops the lock if we die.
-    """
-    path = the_lab.paths.root / "session.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline, told = time.monotonic() + SESSION_WAIT, False
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                os.close(fd)
-                pytest.fail(f"another test session has held the lab ({path}) for {SESSION_WAIT:.0f}s", pytrace=False)
-            if not told:
-                print(f"\nwaiting for another test session to release the lab ({path})", file=sys.stderr)
-                told = True
-            time.sleep(1)
-
-
 @pytest.fixture(scope="session")
 def lab_session():
     """The lab, ours for the whole session; all hosts down at the end."""
@@ -74,12 +47,12 @@ def lab_session():
     if why:
         _cannot(why)
     the_lab = Lab()
-    fd = hold_lab(the_lab)
     try:
-        yield the_lab
-        the_lab.down()
-    finally:
-        os.close(fd)
+        with the_lab.session(SESSION_WAIT, say=lambda msg: print(f"\n{msg}", file=sys.stderr)):
+            yield the_lab
+            the_lab.down()
+    except LabError as e:  # still held by another session after SESSION_WAIT
+        pytest.fail(str(e), pytrace=False)
 
 
 @pytest.fixture(scope="module")

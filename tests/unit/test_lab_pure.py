@@ -261,10 +261,10 @@ def test_lock_waits_then_names_the_holder(tmp_path):
 
     paths = LabPaths(tmp_path)
     said = []
-    with locked(paths):
+    with locked(paths.lock):
         with pytest.raises(LabError, match="another lab command still holds .*/lock after 0.3 s"):
-            with locked(paths, wait=0.3, say=said.append):
+            with locked(paths.lock, wait=0.3, say=said.append):
                 pass
     assert len(said) == 1 and said[0].startswith("waiting for another lab command")
-    with locked(paths, wait=0):  # free again
+    with locked(paths.lock, wait=0):  # free again
         pass
