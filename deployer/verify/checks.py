@@ -341,17 +341,21 @@ def judge(name: str, s: Settings, p: Probe) -> str | None:
     return JUDGES[name](s, p)
 
 
-def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
-    """Each check in order as (name, outcome, reason), skipped where a prerequisite failed.
+def verdict(name: str, s: Settings, p: Probe, outcomes: dict[str, str]) -> tuple[str, str]:
+    """(outcome, reason) of one check, given the outcomes so far on the host."""
+    blocked = blocked_by(name, outcomes)
+    if blocked:
+        return "skipped", f"not checked: {', '.join(blocked)} failed"
+    reason = judge(name, s, p) or ""
+    return ("failed" if reason else "passed"), reason
 
-    What the pytest suite does one test at a time, for a caller with no pytest run.
-    """
+
+def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
+    """Each check in order as (name, outcome, reason): the pytest suite's run, for a caller with no pytest."""
     outcomes: dict[str, str] = {}
     results = []
     for name in names:
-        blocked = blocked_by(name, outcomes)
-        reason = f"not checked: {', '.join(blocked)} failed" if blocked else (judge(name, s, p) or "")
-        outcomes[name] = "skipped" if blocked else "failed" if reason else "passed"
+        outcomes[name], reason = verdict(name, s, p, outcomes)
         results.append((name, outcomes[name], reason))
     return results
 

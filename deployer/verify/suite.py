@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.verify.checks import blocked_by, judge
+from deployer.verify.checks import verdict
 
 
 def test_check(check: str, deployer_host: dict, deployer_probe: dict, deployer_outcomes: dict) -> None:
-    blocked = blocked_by(check, deployer_outcomes)
-    if blocked:
-        pytest.skip(f"not checked: {', '.join(blocked)} failed")
-    reason = judge(check, deployer_host, deployer_probe)
-    if reason:
+    outcome, reason = verdict(check, deployer_host, deployer_probe, deployer_outcomes)
+    if outcome == "skipped":
+        pytest.skip(reason)
+    if outcome == "failed":
         pytest.fail(reason, pytrace=False)
