@@ -29,7 +29,7 @@ from deployer.facts import Facts, facts_command, parse_facts
 from deployer.layout import Layout
 from deployer.model import Inventory
 from deployer.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
-from deployer.release import Artifact, venv_commands, venv_tree
+from deployer.release import Artifact, venv_command, venv_tree
 from deployer.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.render import RenderedFile, app_units, proxy_service
 
@@ -217,8 +217,8 @@ class Applier:
             venv = self.layout.venvs / art.req_hash
             tree = venv_tree(art, venv)
             uploaded = self.remote.upload(tree.tarball, "venv.tar.gz")
-            for step in venv_commands(self.layout, art.req_hash, uploaded, tree.sha256, art.python, tree.precompiled):
-                self.run("venv", step, timeout=600)
+            self.run("venv", venv_command(self.layout, art.req_hash, uploaded, tree.sha256, art.python, tree.precompiled),
+                     timeout=600)
         if plan.upload_release:
             self.say(f"uploading release {plan.release_id}")
             tarball = self.remote.upload(art.app_tarball, "app.tar.gz")

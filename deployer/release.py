@@ -15,7 +15,7 @@ Two files come out of ``build_artifact``:
   checked against the entry's ``requirements.lock`` (sha256 per wheel) and installed
   into a staging tree with PyPA's ``installer`` (RECORD checked, console scripts pointing
   at the venv's python), byte-compiled here when this Python is the hosts' version. A
-  host then runs ``venv_commands``: ``python -m venv --without-pip`` and one ``tar``.
+  host then runs ``venv_command``: ``python -m venv --without-pip`` and one ``tar``.
   Installing once here instead of running pip on every host saves ~1.9 s of host CPU
   per host (measured on the lab), and the hosts need no pip at all.
 
@@ -340,8 +340,8 @@ VENV_SCRIPT = (
 )
 
 
-def venv_commands(layout: Layout, req_hash: str, tree: PurePosixPath, tree_sha256: str,
-                  python: str = "3.11", precompiled: bool = True) -> list[tuple[str, ...]]:
+def venv_command(layout: Layout, req_hash: str, tree: PurePosixPath, tree_sha256: str,
+                 python: str = "3.11", precompiled: bool = True) -> tuple[str, ...]:
     """Create ``<venvs>/<req_hash>`` from an uploaded venv tree, in one round trip.
 
     The tree's sha256 is checked first (a truncated upload fails loudly). The venv gets
@@ -350,7 +350,7 @@ def venv_commands(layout: Layout, req_hash: str, tree: PurePosixPath, tree_sha25
     """
     venv = layout.venvs / req_hash
     compile_ = "no" if precompiled else "yes"
-    return [("sh", "-c", VENV_SCRIPT, "sh", str(venv), str(tree), tree_sha256, f"python{python}", compile_)]
+    return ("sh", "-c", VENV_SCRIPT, "sh", str(venv), str(tree), tree_sha256, f"python{python}", compile_)
 
 
 def unpack_command(tarball: PurePosixPath, dest: PurePosixPath) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from deployer.release import (
     platform_tags,
     release_has_content,
     short_hash,
-    venv_commands,
+    venv_command,
 )
 
 NOW = datetime(2026, 11, 25, 16, 30, 0, tzinfo=timezone.utc)
@@ -411,12 +411,12 @@ def test_ignore_rules_are_pure():
 # --------------------------------------------------------------------------- host-side commands
 
 
-def test_venv_commands():
+def test_venv_command():
     layout = Layout("demo", PurePosixPath("/srv"))
-    cmds = venv_commands(layout, "abc", PurePosixPath("/tmp/up/venv.tar.gz"), "f" * 64, "3.11", precompiled=True)
-    assert cmds == [("sh", "-c", release.VENV_SCRIPT, "sh", "/srv/demo/venvs/abc", "/tmp/up/venv.tar.gz",
-                     "f" * 64, "python3.11", "no")]
-    assert venv_commands(layout, "abc", PurePosixPath("/t.tgz"), "0", "3.12", precompiled=False)[0][-2:] == ("python3.12", "yes")
+    cmd = venv_command(layout, "abc", PurePosixPath("/tmp/up/venv.tar.gz"), "f" * 64, "3.11", precompiled=True)
+    assert cmd == ("sh", "-c", release.VENV_SCRIPT, "sh", "/srv/demo/venvs/abc", "/tmp/up/venv.tar.gz",
+                   "f" * 64, "python3.11", "no")
+    assert venv_command(layout, "abc", PurePosixPath("/t.tgz"), "0", "3.12", precompiled=False)[-2:] == ("python3.12", "yes")
 
 
 def test_unpack_command():
@@ -543,9 +543,9 @@ def test_flask_gunicorn_wheels_install_offline_on_a_host(tmp_path):
     shutil.copyfile(tree.tarball, uploaded)
     # Debian's python3.11 is what the hosts run; use it when this machine has it
     env = dict(os.environ, PATH=os.pathsep.join(["/usr/bin", os.environ.get("PATH", "")]))
-    for cmd in venv_commands(layout, artifact.req_hash, PurePosixPath(uploaded), tree.sha256, "3.11", tree.precompiled):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, f"{shlex.join(cmd)}\n{done.stdout}\n{done.stderr}"
+    cmd = venv_command(layout, artifact.req_hash, PurePosixPath(uploaded), tree.sha256, "3.11", tree.precompiled)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{shlex.join(cmd)}\n{done.stdout}\n{done.stderr}"
     assert (venv / ".complete").is_file() and not uploaded.exists()
     assert not (venv / "bin" / "pip").exists()
     check = subprocess.run([str(venv / "bin" / "gunicorn"), "--version"], capture_output=True, text=True)
