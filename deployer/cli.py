@@ -18,14 +18,14 @@ import click
 import yaml
 
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK, DeployerError
-from deployer.exec_command import exec_command
-from deployer.inventory import load_inventory
+from deployer.run.exec_command import exec_command
+from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
-from deployer.logs import logs_command
-from deployer.model import HOOK_STAGES, Host, Inventory
+from deployer.run.logs import logs_command
+from deployer.config.model import HOOK_STAGES, Host, Inventory
 from deployer.secret import mask_text
-from deployer.selection import select_hosts
-from deployer.starter import init
+from deployer.config.selection import select_hosts
+from deployer.config.starter import init
 from deployer.verify.command import verify_command
 
 
@@ -121,7 +121,7 @@ def _host_view(host: Host) -> dict[str, Any]:
 @click.option("--show-secrets", is_flag=True, help="Render real secret values instead of ***.")
 def render(inventory_path: Path, limit: str | None, out: Path | None, show_secrets: bool) -> None:
     """Render every file each host will get, without touching any server."""
-    from deployer.rollout import render_all
+    from deployer.run.rollout import render_all
 
     inventory, hosts = load(inventory_path, limit)
     rendered = render_all(inventory, hosts, reveal_secrets=show_secrets)
@@ -212,7 +212,7 @@ def run_cancellable(func, cancel: threading.Event):
 @click.option("--no-verify", is_flag=True, help="Skip 'deployer verify' on each host after its health check.")
 def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json: bool, no_verify: bool) -> None:
     """Deploy the app: new release, validated configs, switch, reload, health check, verify, rollback on failure."""
-    from deployer import rollout
+    from deployer.run import rollout
     from deployer.verify.runner import deploy_verifier
 
     inventory, hosts = load(inventory_path, limit)
@@ -239,8 +239,8 @@ def _rollout(func, as_json: bool) -> tuple[list, bool]:
 @limit_option
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
-    from deployer import rollout
-    from deployer.release import build_artifact, short_hash
+    from deployer.run import rollout
+    from deployer.artifact.release import build_artifact, short_hash
 
     inventory, hosts = load(inventory_path, limit)
     files = rollout.render_all(inventory, hosts, reveal_secrets=True)
@@ -281,7 +281,7 @@ main.add_command(verify_command(inventory_option, limit_option, load))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON result document on stdout.")
 def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: bool) -> None:
     """Return to the previous (or named) release, its configs included, with the health gate."""
-    from deployer import rollout
+    from deployer.run import rollout
 
     inventory, hosts = load(inventory_path, limit)
     results, cancelled = _rollout(
@@ -292,10 +292,10 @@ def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: b
 
 def _read_hosts(inventory_path: Path, limit: str | None, with_files: bool):
     """Facts (and release logs) from every selected host, read-only."""
-    from deployer import rollout
-    from deployer.apply import gather_facts
-    from deployer.facts import log_command, parse_log
-    from deployer.layout import Layout
+    from deployer.run import rollout
+    from deployer.run.apply import gather_facts
+    from deployer.core.facts import log_command, parse_log
+    from deployer.core.layout import Layout
 
     inventory, hosts = load(inventory_path, limit)
     files = rollout.render_all(inventory, hosts, reveal_secrets=True) if with_files else {h.name: () for h in hosts}
@@ -321,8 +321,8 @@ def _read_hosts(inventory_path: Path, limit: str | None, with_files: bool):
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def status(inventory_path: Path, limit: str | None, as_json: bool) -> None:
     """Per host: current release, who deployed it, what actually serves, services, lock, config drift."""
-    from deployer.layout import Layout
-    from deployer.status import host_status
+    from deployer.core.layout import Layout
+    from deployer.core.status import host_status
 
     inventory, hosts, files, out = _read_hosts(inventory_path, limit, with_files=True)
     doc: dict[str, object] = {}
@@ -372,9 +372,9 @@ def releases(inventory_path: Path, limit: str | None) -> None:
 @limit_option
 def unlock(inventory_path: Path, limit: str | None) -> None:
     """Clear a deploy lock left by a killed deploy (shows who held it)."""
-    from deployer import commands as cmd
-    from deployer import rollout
-    from deployer.layout import Layout
+    from deployer.core import commands as cmd
+    from deployer.run import rollout
+    from deployer.core.layout import Layout
 
     inventory, hosts = load(inventory_path, limit)
     with rollout.Session(inventory, hosts) as session:

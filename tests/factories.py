@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deployer.model import TLS, App, Host, Inventory, Static, WsgiTarget
+from deployer.config.model import TLS, App, Host, Inventory, Static, WsgiTarget
 from deployer.secret import Secret
 
 EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "hello"

@@ -1,7 +1,7 @@
 """A testinfra backend that runs commands over deployer's own SSH connection.
 
 testinfra's paramiko backend accepts unknown host keys with a warning. This
-one hands every command to ``deployer.connection.Remote``, so verify connects
+one hands every command to ``deployer.remote.ssh.Remote``, so verify connects
 exactly as deploy does: same user, port, key, known_hosts file and host-key
 policy (strict refuses an unknown or changed key, accept-new refuses a
 changed one), ``sudo -n`` when the host says ``become``, and one connection
@@ -14,7 +14,7 @@ from typing import Any
 
 from testinfra.backend.base import BaseBackend, CommandResult
 
-from deployer.connection import Remote
+from deployer.remote.ssh import Remote
 
 
 class RemoteBackend(BaseBackend):

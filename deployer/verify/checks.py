@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from deployer.layout import Layout
-from deployer.model import Host, Inventory
-from deployer.plan import process_marker, required_links
-from deployer.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
+from deployer.core.layout import Layout
+from deployer.config.model import Host, Inventory
+from deployer.core.plan import process_marker, required_links
+from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
                              tls_cert_path, tls_key_path)
 
 Settings = dict[str, Any]

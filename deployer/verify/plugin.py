@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import testinfra.host
 
-from deployer.connection import Remote
+from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
-from deployer.model import Host
+from deployer.config.model import Host
 from deployer.verify.backend import RemoteBackend
 from deployer.verify.checks import probe_query
 from deployer.verify.probe import probe_command

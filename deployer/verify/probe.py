@@ -1,6 +1,6 @@
 """What the built-in checks look at, gathered in ONE round trip per host.
 
-Like ``deployer.facts``: a read-only Python program runs on the host (as root,
+Like ``deployer.core.facts``: a read-only Python program runs on the host (as root,
 or through sudo) and prints JSON. It records states, modes, owners, status
 codes and headers, never a file's or a response's contents, so no secret can
 reach a report. Slow steps (the proxy's config test, ``systemd-analyze

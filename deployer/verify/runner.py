@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deployer.errors import UsageError
-from deployer.connection import Remote
-from deployer.model import Host, Inventory
-from deployer.rollout import parallel, read_tls, secrets_of
+from deployer.remote.ssh import Remote
+from deployer.config.model import Host, Inventory
+from deployer.run.rollout import parallel, read_tls, secrets_of
 from deployer.secret import Secret, mask_text
 from deployer.verify import suite
 from deployer.verify.checks import applicable, judge_all, probe_query, settings

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.render import RenderedFile, TlsMaterial
+from deployer.core.render import RenderedFile, TlsMaterial
 from deployer.secret import Secret
 
 

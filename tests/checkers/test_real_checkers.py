@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from deployer.render import apache_confs, apache_modules, render_host
+from deployer.core.render import apache_confs, apache_modules, render_host
 from tests import factories as f
 from tests.checkers.conftest import materialize, need, run
 

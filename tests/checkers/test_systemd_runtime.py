@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.model import Static
-from deployer.render import render_host
+from deployer.config.model import Static
+from deployer.core.render import render_host
 from tests import factories as f
 from tests.checkers.conftest import need, run
 

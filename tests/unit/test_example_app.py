@@ -101,8 +101,8 @@ def test_mod_wsgi_entry_script_loads_env_then_app(factory, tmp_path, monkeypatch
     """The rendered /etc/<app>/wsgi.py: env file into os.environ, then the app (or its factory)."""
     from werkzeug.test import Client
 
-    from deployer.model import WsgiTarget
-    from deployer.render import render_host
+    from deployer.config.model import WsgiTarget
+    from deployer.core.render import render_host
     from tests import factories as f
 
     target = WsgiTarget("app", "create_app", factory=True) if factory else WsgiTarget("app", "app")

@@ -11,14 +11,14 @@ import threading
 from pathlib import PurePosixPath
 from types import SimpleNamespace
 
-from deployer import commands as cmd
-from deployer.apply import Applier, OnceGate
-from deployer.connection import CommandFailed, CommandResult
-from deployer.exec_command import exec_on
-from deployer.layout import Layout
-from deployer.model import Hook, Hooks
-from deployer.plan import assign_run_once
-from deployer.render import render_host
+from deployer.core import commands as cmd
+from deployer.run.apply import Applier, OnceGate
+from deployer.remote.ssh import CommandFailed, CommandResult
+from deployer.run.exec_command import exec_on
+from deployer.core.layout import Layout
+from deployer.config.model import Hook, Hooks
+from deployer.core.plan import assign_run_once
+from deployer.core.render import render_host
 from tests import factories as f
 from tests.unit.test_hooks_pure import plans_for
 

@@ -11,14 +11,14 @@ from pathlib import Path, PurePosixPath
 import pytest
 from click.testing import CliRunner
 
-from deployer.apply import Cancelled, OnceGate
+from deployer.run.apply import Cancelled, OnceGate
 from deployer.cli import main
-from deployer.connection import LineStream
-from deployer.inventory import load_inventory
-from deployer.model import Hook, Hooks
-from deployer.plan import Target, assign_run_once, plan_host
-from deployer.release_env import ReleaseEnv, in_release, logged, paths_exist, stop_on_hangup
-from deployer.render import render_host
+from deployer.remote.ssh import LineStream
+from deployer.config.inventory import load_inventory
+from deployer.config.model import Hook, Hooks
+from deployer.core.plan import Target, assign_run_once, plan_host
+from deployer.core.release_env import ReleaseEnv, in_release, logged, paths_exist, stop_on_hangup
+from deployer.core.render import render_host
 from deployer.secret import Secret
 from tests import factories as f
 from tests.unit.test_inventory import problems, project, write  # noqa: F401 - project is a fixture

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from deployer.cli import main
 from deployer.errors import InventoryError
-from deployer.inventory import load_inventory
-from deployer.starter import InitError, app_name, inspect_app, requirement_names, starter_inventory
+from deployer.config.inventory import load_inventory
+from deployer.config.starter import InitError, app_name, inspect_app, requirement_names, starter_inventory
 from tests.factories import EXAMPLE_APP
 
 REQUIREMENTS = "Flask==3.1.3\ngunicorn==27.0.1\n"

@@ -8,7 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from deployer.errors import InventoryError
-from deployer.inventory import load_inventory
+from deployer.config.inventory import load_inventory
 
 BASE = """\
 app:

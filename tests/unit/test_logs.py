@@ -12,10 +12,10 @@ from pathlib import PurePosixPath
 import pytest
 from click.testing import CliRunner
 
-from deployer import journal
+from deployer.core import journal
 from deployer.cli import main
 from deployer.errors import UsageError
-from deployer.logs import Follower
+from deployer.run.logs import Follower
 from deployer.secret import Secret
 from tests.factories import app, host
 

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from deployer.apply import prune_releases
-from deployer.facts import Facts, LiveFile, Release, Unit, parse_facts
-from deployer.plan import Target, plan_host, required_links
-from deployer.render import render_host
+from deployer.run.apply import prune_releases
+from deployer.core.facts import Facts, LiveFile, Release, Unit, parse_facts
+from deployer.core.plan import Target, plan_host, required_links
+from deployer.core.render import render_host
 from tests import factories as f
 
 TARGET = Target("20261125T170000Z-aaaaaaaaaaaa", "aaaaaaaaaaaa", "req1", "3.11")

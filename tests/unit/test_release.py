@@ -22,11 +22,11 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from deployer import release
+from deployer.artifact import release
 from deployer.errors import EXIT_BAD_INPUT, DeployerError
-from deployer.layout import Layout
-from deployer.model import App, WsgiTarget
-from deployer.release import (
+from deployer.core.layout import Layout
+from deployer.config.model import App, WsgiTarget
+from deployer.artifact.release import (
     PipError,
     ReleaseError,
     SourceError,

@@ -9,7 +9,7 @@ import re
 import jinja2
 import pytest
 
-from deployer.render import (
+from deployer.core.render import (
     TlsMaterial,
     apache_confs,
     apache_modules,
@@ -169,7 +169,7 @@ def test_units():
 
 
 def test_factory_target():
-    from deployer.model import WsgiTarget
+    from deployer.config.model import WsgiTarget
 
     app = f.app(wsgi=WsgiTarget("app", "create_app", factory=True))
     for server, path, needle in (

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from deployer.errors import UsageError
-from deployer.model import App, Host, Inventory, WsgiTarget
-from deployer.selection import select_hosts
+from deployer.config.model import App, Host, Inventory, WsgiTarget
+from deployer.config.selection import select_hosts
 from pathlib import Path
 
 

@@ -221,7 +221,7 @@ class FakeRemote:
         self.host, self.probe, self.code, self.commands = host, probe, code, []
 
     def run(self, argv, *, check=True, timeout=None, mask=True):
-        from deployer.connection import CommandResult
+        from deployer.remote.ssh import CommandResult
 
         self.commands.append(argv)
         return CommandResult(self.code, json.dumps(self.probe) if self.probe else "", "" if self.code == 0 else "boom\n")

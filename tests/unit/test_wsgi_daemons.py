@@ -14,12 +14,12 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from deployer import commands as cmd
-from deployer.apply import StepFailed
-from deployer.facts import LiveFile, facts_command, parse_facts
-from deployer.layout import Layout
-from deployer.plan import Target, plan_host
-from deployer.render import render_host
+from deployer.core import commands as cmd
+from deployer.run.apply import StepFailed
+from deployer.core.facts import LiveFile, facts_command, parse_facts
+from deployer.core.layout import Layout
+from deployer.core.plan import Target, plan_host
+from deployer.core.render import render_host
 from tests import factories as f
 from tests.unit.test_hooks_apply import FakeRemote, applier
 from tests.unit.test_plan import converged

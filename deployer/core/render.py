@@ -19,8 +19,8 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
-from deployer.layout import PROXY_GROUP, Layout
-from deployer.model import App, Host, Inventory
+from deployer.core.layout import PROXY_GROUP, Layout
+from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
 
 CHECKS = ("nginx", "apache", "systemd")
@@ -195,7 +195,7 @@ STATIC_MAX_AGE = 30 * 24 * 3600  # static names carry no content hash: a month, 
 
 def builtin_templates_dir() -> Path:
     """``deployer/templates`` in an installed wheel, else ``templates/`` of a checkout."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     installed = package / "templates"
     if installed.is_dir():
         return installed

@@ -10,11 +10,11 @@ import dataclasses
 import os
 from pathlib import Path
 
-from deployer.dotenv import parse_dotenv
+from deployer.config.dotenv import parse_dotenv
 from deployer.errors import InventoryError, Problem
-from deployer.model import Inventory
-from deployer.schema import validate
-from deployer.yamldoc import YamlSyntaxError, parse
+from deployer.config.model import Inventory
+from deployer.config.schema import validate
+from deployer.config.yamldoc import YamlSyntaxError, parse
 
 
 def display_path(path: Path) -> str:

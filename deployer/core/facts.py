@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from deployer.layout import Layout
+from deployer.core.layout import Layout
 
 Command = tuple[str, ...]
 

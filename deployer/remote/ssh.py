@@ -21,7 +21,7 @@ import fabric
 import paramiko
 
 from deployer.errors import DeployerError
-from deployer.model import Host
+from deployer.config.model import Host
 from deployer.secret import Secret, mask_text
 
 Command = tuple[str, ...]

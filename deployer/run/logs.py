@@ -1,6 +1,6 @@
 """``deployer logs``, the I/O part: read each host's logs over its connection, merge, print.
 
-What to read and how to parse it is in ``deployer.journal``; this module only runs those
+What to read and how to parse it is in ``deployer.core.journal``; this module only runs those
 commands (in parallel, one connection per host) and, with ``--follow``, reads one channel
 per log per host until Ctrl-C or SIGTERM, then closes every channel and connection.
 """
@@ -17,16 +17,16 @@ from typing import TYPE_CHECKING
 
 import click
 
-from deployer import journal
+from deployer.core import journal
 from deployer.errors import EXIT_FAILED, EXIT_OK
-from deployer.inventory import load_inventory
-from deployer.model import Host, Inventory
+from deployer.config.inventory import load_inventory
+from deployer.config.model import Host, Inventory
 from deployer.secret import mask_text
-from deployer.selection import select_hosts
+from deployer.config.selection import select_hosts
 
 if TYPE_CHECKING:  # imported when a command runs: fabric is slow to load for `check`
-    from deployer.connection import Remote
-    from deployer.rollout import Session
+    from deployer.remote.ssh import Remote
+    from deployer.run.rollout import Session
 
 DEFAULT_LINES = 50
 
@@ -42,8 +42,8 @@ class Collected:
 
 def fetch(session: Session, inventory: Inventory, lines: int, since: str | None, proxy: bool) -> Collected:
     """The last ``lines`` lines of each log on every connected host."""
-    from deployer.connection import brief
-    from deployer.rollout import parallel
+    from deployer.remote.ssh import brief
+    from deployer.run.rollout import parallel
 
     out = Collected()
 
@@ -180,7 +180,7 @@ def logs_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN0
     @click.option("--proxy", is_flag=True, help="Also the nginx/apache error log.")
     def logs(inventory_path: Path, limit: str | None, lines: int, follow: bool, since: str | None, proxy: bool) -> None:
         """The app's journal (and with --proxy the proxy's error log) from every host, merged by time."""
-        from deployer.rollout import Session
+        from deployer.run.rollout import Session
 
         since = journal.check_since(since)
         inventory = load_inventory(inventory_path)

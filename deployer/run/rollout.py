@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.apply import Applier, HostResult, OnceGate, gather_facts
-from deployer.connection import Remote
+from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
+from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
-from deployer.facts import Facts, snapshot_command
-from deployer.layout import Layout
-from deployer.model import Host, Inventory
-from deployer.plan import HostPlan, Target, assign_run_once, plan_host
-from deployer.render import RenderedFile, TlsMaterial, render_host
+from deployer.core.facts import Facts, snapshot_command
+from deployer.core.layout import Layout
+from deployer.config.model import Host, Inventory
+from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
+from deployer.core.render import RenderedFile, TlsMaterial, render_host
 from deployer.secret import Secret
 
 Progress = Callable[[str, str], None]
@@ -121,7 +121,7 @@ def deploy(
     cancel: threading.Event | None = None,
     verify: Callable[[Remote], str | None] | None = None,
 ) -> list[HostResult]:
-    from deployer.release import build_artifact, short_hash
+    from deployer.artifact.release import build_artifact, short_hash
 
     cancel = cancel or threading.Event()
     files = render_all(inventory, hosts, reveal_secrets=True)

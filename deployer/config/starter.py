@@ -28,7 +28,7 @@ from pathlib import Path
 import click
 
 from deployer.errors import UsageError
-from deployer.schema import APP_NAME_RE, REL_PATH_RE, URL_PATH_RE
+from deployer.config.schema import APP_NAME_RE, REL_PATH_RE, URL_PATH_RE
 
 ENTRY_MODULES = ("wsgi.py", "app.py", "application.py", "main.py")
 PACKAGE_MODULES = ("__init__.py", "app.py", "wsgi.py")

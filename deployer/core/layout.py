@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.model import App, Host
+from deployer.config.model import App, Host
 
 PROXY_GROUP = "www-data"  # nginx and apache both run as www-data on Debian
 

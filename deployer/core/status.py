@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from deployer.facts import Facts, log_command, parse_log
-from deployer.layout import Layout
-from deployer.render import RenderedFile
+from deployer.core.facts import Facts, log_command, parse_log
+from deployer.core.layout import Layout
+from deployer.core.render import RenderedFile
 
 
 def lock_age(lock: dict | None, now: datetime | None = None) -> str | None:

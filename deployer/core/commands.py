@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
-from deployer.layout import Layout
+from deployer.core.layout import Layout
 
 Command = tuple[str, ...]
 

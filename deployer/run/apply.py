@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
-from deployer import commands as cmd
-from deployer.connection import CommandFailed, Remote
+from deployer.core import commands as cmd
+from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
-from deployer.facts import Facts, facts_command, parse_facts
-from deployer.layout import Layout
-from deployer.model import Inventory
-from deployer.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
-from deployer.release import Artifact, venv_command, venv_tree
-from deployer.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
-from deployer.render import RenderedFile, app_units, proxy_service
+from deployer.core.facts import Facts, facts_command, parse_facts
+from deployer.core.layout import Layout
+from deployer.config.model import Inventory
+from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
+from deployer.artifact.release import Artifact, venv_command, venv_tree
+from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
+from deployer.core.render import RenderedFile, app_units, proxy_service
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from deployer.errors import UsageError
-from deployer.model import Host, Inventory
+from deployer.config.model import Host, Inventory
 
 
 def select_hosts(inventory: Inventory, limit: str | None) -> tuple[Host, ...]:

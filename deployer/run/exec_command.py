@@ -1,6 +1,6 @@
 """``deployer exec``: run a command on the selected hosts as the app, in the current release's environment.
 
-The same mechanism as release hooks (``deployer.release_env``): the app user,
+The same mechanism as release hooks (``deployer.core.release_env``): the app user,
 the env file and secrets as systemd loads them for the app's unit, the
 release's virtualenv first on PATH. Hosts run in parallel; every output line
 is printed with its host in front and secret values masked, although the
@@ -18,11 +18,11 @@ from pathlib import Path
 import click
 
 from deployer.errors import EXIT_FAILED, EXIT_OK
-from deployer.inventory import load_inventory
-from deployer.layout import Layout
-from deployer.model import Host, Inventory
-from deployer.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name
-from deployer.selection import select_hosts
+from deployer.config.inventory import load_inventory
+from deployer.core.layout import Layout
+from deployer.config.model import Host, Inventory
+from deployer.core.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name
+from deployer.config.selection import select_hosts
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def exec_on(remote, inventory: Inventory, argv: tuple[str, ...], timeout: int | 
 def exec_all(inventory: Inventory, hosts: tuple[Host, ...], argv: tuple[str, ...], timeout: int | None,
              emit: Callable[[str, str], None]) -> list[HostExec]:
     """Every selected host in parallel; Ctrl-C closes the connections instead of waiting for the commands."""
-    from deployer.rollout import Session, parallel
+    from deployer.run.rollout import Session, parallel
 
     results: dict[str, HostExec] = {}
 

@@ -1,6 +1,6 @@
 """The validated inventory: plain frozen data that every later stage reads.
 
-Nothing here does I/O. ``deployer.inventory`` builds these from YAML after
+Nothing here does I/O. ``deployer.config.inventory`` builds these from YAML after
 validation, so code that receives a ``Host`` may trust every field.
 """
 

@@ -75,8 +75,8 @@ from pathlib import Path, PurePosixPath
 import pathspec
 
 from deployer.errors import EXIT_BAD_INPUT, DeployerError
-from deployer.layout import Layout
-from deployer.model import App
+from deployer.core.layout import Layout
+from deployer.config.model import App
 
 MANIFEST_PATH = ".deployer/manifest.json"
 MANIFEST_FORMAT = 1

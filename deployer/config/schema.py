@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from deployer.errors import Problem
-from deployer.model import (
+from deployer.config.model import (
     HOOK_STAGES,
     HOOK_TIMEOUT,
     HOST_KEY_POLICIES,
@@ -34,7 +34,7 @@ from deployer.model import (
     Static,
     WsgiTarget,
 )
-from deployer.yamldoc import YamlDoc
+from deployer.config.yamldoc import YamlDoc
 
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.commands import Command, sh
+from deployer.core.commands import Command, sh
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 

@@ -10,11 +10,11 @@ import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
-from deployer.commands import Command
-from deployer.facts import Facts
-from deployer.layout import Layout
-from deployer.model import App, Hook, Host, Inventory
-from deployer.render import (
+from deployer.core.commands import Command
+from deployer.core.facts import Facts
+from deployer.core.layout import Layout
+from deployer.config.model import App, Hook, Host, Inventory
+from deployer.core.render import (
     RenderedFile,
     apache_confs,
     apache_modules,

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import PurePosixPath
 
-from deployer.commands import Command, sh
+from deployer.core.commands import Command, sh
 from deployer.errors import UsageError
-from deployer.model import App, Host
-from deployer.render import app_units
+from deployer.config.model import App, Host
+from deployer.core.render import app_units
 
 NGINX_ERROR_LOG = PurePosixPath("/var/log/nginx/error.log")  # no error_log in templates/nginx: the default
 APACHE_ERROR_LOG = PurePosixPath("/var/log/apache2/error.log")  # no ErrorLog in templates/apache: the default

@@ -1,0 +1,2 @@
+"""The release built once on the controller: source walk, manifest, wheels, venv tree.
+"""

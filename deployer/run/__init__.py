@@ -1,0 +1,2 @@
+"""Executing plans on hosts: apply, rollout over many hosts, exec, logs.
+"""
