@@ -32,13 +32,20 @@ def create_user(name: str, home: PurePosixPath) -> Command:
 
 
 def prepare_dirs(layout: Layout, user: str, ssh_user: str, shared: Iterable[str]) -> Command:
+    """The app root's directories; those under ``shared/`` created by the app user itself.
+
+    ``shared/`` belongs to the app, so whatever is in it may be a link the app
+    planted (``shared/instance -> /usr/local/bin``). Root following it would hand
+    the target to the app; the app user following it can reach only what it
+    could reach anyway, and fails on anything it does not own.
+    """
     script = (
-        'set -e; root=$1 user=$2 ssh_user=$3; shift 3\n'
+        'set -e; root=$1 user=$2 ssh_user=$3; shift 3; cd /\n'
         'install -d -m 0755 "$root" "$root/releases" "$root/venvs"\n'
         'install -d -m 0755 -o "$user" -g "$user" "$root/shared"\n'
         'install -d -m 0700 "$root/.deployer"\n'
         'install -d -m 0700 -o "$ssh_user" "$root/.deployer/uploads"\n'
-        'for p in "$@"; do install -d -m 0750 -o "$user" -g "$user" "$root/shared/$p"; done\n'
+        'for p in "$@"; do runuser -u "$user" -- install -d -m 0750 "$root/shared/$p"; done\n'
     )
     return sh(script, layout.app_root, user, ssh_user, *shared)
 
