@@ -6,7 +6,9 @@ with the same user, group and working directory: nothing here re-implements
 that quoting. ``--pipe --wait`` brings output and exit code back over SSH;
 systemd-run reaches PID 1 through its private socket, so no D-Bus is needed.
 ``/usr/bin/env`` finds the program on the release's PATH (venv first) on the
-host, since systemd-run would look it up on the caller's PATH.
+host, since systemd-run would look it up on the caller's PATH. The unit gets
+the app service's sandbox (``ReleaseEnv.sandbox``), so a hook can do no more
+on the host than the app itself.
 
 The builders are pure (``unit_name`` only draws a random id); ``run_in_release`` is
 the one call that does I/O.
@@ -27,11 +29,12 @@ SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 @dataclass(frozen=True)
 class ReleaseEnv:
-    """Where and as whom: the release directory, the app user, the env file systemd loads."""
+    """Where and as whom: the release directory, the app user, the env file systemd loads, the sandbox."""
 
     release_dir: PurePosixPath  # a release, or the `current` link (as the app's unit uses it)
     user: str
     env_file: PurePosixPath
+    sandbox: tuple[str, ...] = ()  # unit properties, as render.sandbox_properties gives them
 
     @property
     def venv(self) -> PurePosixPath:
@@ -50,6 +53,7 @@ def in_release(env: ReleaseEnv, argv: tuple[str, ...], *, unit: str, timeout: in
         f"Group={env.user}",
         f"WorkingDirectory={env.release_dir}",
         f"EnvironmentFile={env.env_file}",
+        *env.sandbox,
     ]
     if timeout is not None:
         properties.append(f"RuntimeMaxSec={timeout}")
@@ -63,8 +67,19 @@ def in_release(env: ReleaseEnv, argv: tuple[str, ...], *, unit: str, timeout: in
         "systemd-run", "--pipe", "--wait", "--collect", "--quiet", f"--unit={unit}", f"--description={description}",
         *(arg for prop in properties for arg in ("-p", prop)),
         *(f"--setenv={name}={value}" for name, value in setenv.items()),
-        "--", "/usr/bin/env", "--", *argv,
+        "--", "/usr/bin/env", "--", *map(systemd_literal, argv),
     ))
+
+
+def systemd_literal(arg: str) -> str:
+    """``arg`` as systemd passes it on: it expands ``$VAR``, ``${VAR}`` and ``$$`` in a unit's command line.
+
+    Unescaped, a hook argument ``$APP_SECRET_KEY`` would reach the command as
+    the secret itself, readable in /proc/<pid>/cmdline by every user of the host.
+    systemd-run's ``--expand-environment=no`` (systemd 254) is not in Debian 12's 252.
+    Specifiers (``%n``) are not expanded for transient units: ``%`` stays as is.
+    """
+    return arg.replace("$", "$$")
 
 
 def unit_name(app: str, purpose: str) -> str:

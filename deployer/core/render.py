@@ -233,24 +233,11 @@ def _tidy(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
 
 
-def render_host(
-    inventory: Inventory,
-    host: Host,
-    *,
-    reveal_secrets: bool = False,
-    tls: TlsMaterial | None = None,
-) -> tuple[RenderedFile, ...]:
-    """Every file ``host`` needs, in a stable order.
-
-    ``tls`` carries the certificate and key contents when ``host.tls`` is set
-    (see ``controller_files``); without it the TLS files are left out and only
-    the configs that reference them are rendered — fine for a preview, and
-    ``plan`` should refuse. With ``reveal_secrets=False`` (the default) the env
-    file and the TLS key render every secret as ``***``.
-    """
+def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[str, object]:
+    """What every template sees."""
     app = inventory.app
     layout = Layout.of(app, host)
-    ctx: dict[str, object] = {
+    return {
         "app": app,
         "host": host,
         "layout": layout,
@@ -271,6 +258,44 @@ def render_host(
         "env_pairs": env_lines(app, reveal_secrets=reveal_secrets),
         "modules": apache_modules(host),
     }
+
+
+# Not for the transient units of hooks and exec: removing the app user's IPC objects
+# when a hook ends would pull them from under the app still running as that user
+# (mod_wsgi's daemons have no unit of the app's to hold them).
+NOT_TRANSIENT = ("RemoveIPC",)
+
+
+def sandbox_properties(inventory: Inventory, host: Host) -> tuple[str, ...]:
+    """The app service's sandbox (``systemd/_hardening.j2``, overrides included) as unit properties.
+
+    Hooks and ``deployer exec`` run as the app; rendered from the same template,
+    their transient units cannot drift from the app's service.
+    """
+    text = _render(inventory, "systemd/_hardening.j2", _context(inventory, host, reveal_secrets=False))
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(line for line in lines
+                 if line and not line.startswith(("#", ";")) and line.split("=", 1)[0] not in NOT_TRANSIENT)
+
+
+def render_host(
+    inventory: Inventory,
+    host: Host,
+    *,
+    reveal_secrets: bool = False,
+    tls: TlsMaterial | None = None,
+) -> tuple[RenderedFile, ...]:
+    """Every file ``host`` needs, in a stable order.
+
+    ``tls`` carries the certificate and key contents when ``host.tls`` is set
+    (see ``controller_files``); without it the TLS files are left out and only
+    the configs that reference them are rendered — fine for a preview, and
+    ``plan`` should refuse. With ``reveal_secrets=False`` (the default) the env
+    file and the TLS key render every secret as ``***``.
+    """
+    app = inventory.app
+    layout = Layout.of(app, host)
+    ctx = _context(inventory, host, reveal_secrets=reveal_secrets)
     files: list[RenderedFile] = []
 
     # The front proxy's site.

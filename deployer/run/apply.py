@@ -31,7 +31,7 @@ from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
 from deployer.artifact.release import Artifact, venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
-from deployer.core.render import RenderedFile, app_units, proxy_service
+from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0
@@ -256,11 +256,13 @@ class Applier:
         snapshot = self.layout.release(release_id) / ".deployer" / "config" / str(env_file.path).lstrip("/")
         staged = self.remote.upload(env_file.content.encode("utf-8"), "hook-env")
         self.run("hooks", cmd.install_files([(f"{env_file.mode:04o}", env_file.owner, env_file.group, staged, snapshot)]))
-        return ReleaseEnv(self.layout.release(release_id), self.inventory.app.user, snapshot)
+        return ReleaseEnv(self.layout.release(release_id), self.inventory.app.user, snapshot,
+                          sandbox_properties(self.inventory, self.host))
 
     def live_env(self, release_id: str) -> ReleaseEnv:
         """A release that is live: the env file the app's service reads now."""
-        return ReleaseEnv(self.layout.release(release_id), self.inventory.app.user, self.layout.env_file)
+        return ReleaseEnv(self.layout.release(release_id), self.inventory.app.user, self.layout.env_file,
+                          sandbox_properties(self.inventory, self.host))
 
     def run_hooks(self, hooks: tuple[PlannedHook, ...], env: ReleaseEnv | None) -> None:
         """Each hook in turn, output streamed with the host name and kept in <release>/.deployer/hooks.log."""

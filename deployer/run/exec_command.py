@@ -22,6 +22,7 @@ from deployer.config.inventory import load_inventory
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name
+from deployer.core.render import sandbox_properties
 from deployer.config.selection import select_hosts
 
 
@@ -47,7 +48,7 @@ def exec_on(remote, inventory: Inventory, argv: tuple[str, ...], timeout: int | 
     present = remote.run(paths_exist(layout.current, layout.env_file), check=False)
     if not present.ok:
         return HostExec(name, error=f"{present.stdout.strip() or present.stderr.strip()} (deploy first)")
-    env = ReleaseEnv(layout.current, inventory.app.user, layout.env_file)
+    env = ReleaseEnv(layout.current, inventory.app.user, layout.env_file, sandbox_properties(inventory, remote.host))
     unit = unit_name(inventory.app.name, "exec")
     command = in_release(env, argv, unit=unit, timeout=timeout, description=f"{inventory.app.name} deployer exec")
     outcome = run_in_release(remote, command, timeout=timeout, on_line=lambda line: emit(name, line))
