@@ -9,8 +9,13 @@ tuple joined with ``shlex.join`` here, at the edge.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
 import io
 import logging
+import re
 import shlex
 import threading
 from collections.abc import Callable
@@ -86,16 +91,84 @@ class LineStream(io.TextIOBase):
         super().close()
 
 
-class AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
-    """Record an unknown host key in the known_hosts file, like ``StrictHostKeyChecking=accept-new``.
+class RevokedHostKey(ConnectError):
+    pass
 
-    A *changed* key never reaches this policy: paramiko raises BadHostKeyException first.
+
+@dataclass(frozen=True)
+class KnownHost:
+    """One line of a known_hosts file: its marker (``@revoked``, ``@cert-authority`` or none), patterns, key."""
+
+    marker: str | None
+    patterns: tuple[str, ...]
+    key: paramiko.PKey
+
+
+def read_known_hosts(text: str) -> list[KnownHost]:
+    """The lines OpenSSH would use; like it, a line it cannot parse (unknown key type) is skipped."""
+    entries = []
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        marker = fields.pop(0) if fields[0].startswith("@") else None
+        if len(fields) < 3:
+            continue
+        try:
+            key = paramiko.PKey.from_type_string(fields[1], base64.b64decode(fields[2], validate=True))
+        except (binascii.Error, paramiko.SSHException, paramiko.pkey.UnknownKeyType, ValueError):
+            continue
+        entries.append(KnownHost(marker, tuple(fields[0].split(",")), key))
+    return entries
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    """OpenSSH's patterns: ``*`` and ``?`` only (``[`` is a literal, as in ``[host]:2222``)."""
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.I)
+
+
+def _hashed_match(pattern: str, name: str) -> bool:
+    """``|1|salt|hash``: HMAC-SHA1 of the name, keyed with the salt."""
+    try:
+        salt, digest = (base64.b64decode(part) for part in pattern[3:].split("|", 1))
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(hmac.new(salt, name.lower().encode(), hashlib.sha1).digest(), digest)
+
+
+def host_matches(patterns: tuple[str, ...], name: str) -> bool:
+    """As OpenSSH's match_hostname: a matching ``!pattern`` excludes the line, whatever else matches."""
+    matched = False
+    for pattern in patterns:
+        negated = pattern.startswith("!")
+        pattern = pattern[1:] if negated else pattern
+        hit = _hashed_match(pattern, name) if pattern.startswith("|1|") else bool(_glob(pattern).fullmatch(name))
+        if hit and negated:
+            return False
+        matched = matched or hit
+    return matched
+
+
+def lookup_name(host: Host) -> str:
+    """The name a known_hosts line must match (and paramiko looks up): ``[address]:port`` off port 22."""
+    return host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
+
+
+class KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
+    """For a key no (unrevoked) line of known_hosts matches: refuse, or record it (``accept-new``).
+
+    A revoked key is refused either way, as OpenSSH refuses it; a *changed* key
+    never reaches this policy: paramiko raises BadHostKeyException first.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, revoked: frozenset[bytes], accept_new: bool) -> None:
+        self.path, self.revoked, self.accept_new = path, revoked, accept_new
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if key.asbytes() in self.revoked:
+            raise RevokedHostKey(f"host key of {hostname} ({key.get_name()}) is marked @revoked in {self.path}; refused")
+        if not self.accept_new:
+            raise paramiko.SSHException(f"Server {hostname!r} not found in known_hosts")
         client.get_host_keys().add(hostname, key.get_name(), key)
         with _known_hosts_lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,17 +181,25 @@ def known_hosts_path(host: Host) -> Path:
 
 
 def make_client(host: Host) -> paramiko.SSHClient:
-    """An SSHClient that trusts only keys in the host's known_hosts file."""
+    """An SSHClient that trusts only keys known_hosts gives this host, read as OpenSSH reads it.
+
+    paramiko's own reader skips ``@revoked`` lines (so a revoked key listed
+    anywhere else was trusted) and ignores ``*``/``?``/``!`` patterns (so
+    ``accept-new`` recorded a new key where a wildcard line named another).
+    Here the lines matching the host are handed to paramiko under the name it
+    looks up; a key revoked on any line is never trusted.
+    """
     client = paramiko.SSHClient()
     path = known_hosts_path(host)
-    if path.exists():
-        client.load_host_keys(str(path))
-    elif host.host_key_policy == "strict":
+    if not path.exists() and host.host_key_policy == "strict":
         raise ConnectError(f"known_hosts file {path} not found (host_key_policy strict needs it)")
-    if host.host_key_policy == "accept-new":
-        client.set_missing_host_key_policy(AcceptNewPolicy(path))
-    else:
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    entries = read_known_hosts(path.read_text(encoding="utf-8", errors="replace")) if path.exists() else []
+    revoked = frozenset(e.key.asbytes() for e in entries if e.marker == "@revoked")
+    name = lookup_name(host)
+    for entry in entries:
+        if entry.marker is None and entry.key.asbytes() not in revoked and host_matches(entry.patterns, name):
+            client.get_host_keys().add(name, entry.key.get_name(), entry.key)
+    client.set_missing_host_key_policy(KnownHostsPolicy(path, revoked, host.host_key_policy == "accept-new"))
     return client
 
 
