@@ -177,7 +177,13 @@ def restart_daemons(service: str, marker: str) -> Command:
 
 
 def mark_bad(layout: Layout, release_id: str, reason: str) -> Command:
-    return sh('mkdir -p "$1" && printf "%s\\n" "$2" > "$1/BAD"', layout.release(release_id) / ".deployer", reason)
+    """Mark a release that was unpacked; one that never was must not appear as an (empty) release dir.
+
+    A release dir the next deploy of the same code would find, reuse without
+    uploading and switch to, were it created here after an early failure.
+    """
+    return sh('[ -d "$1" ] || exit 0; mkdir -p "$1/.deployer" && printf "%s\\n" "$2" > "$1/.deployer/BAD"',
+              layout.release(release_id), reason)
 
 
 def clear_bad(layout: Layout, release_id: str) -> Command:

@@ -145,6 +145,21 @@ class Facts:
         return tuple(name for name, ok in self.packages.items() if not ok)
 
 
+# What a plan is made from. Free space, pids, what serves and the lock itself change on
+# their own (a crash-looping app flips its unit's active state): comparing them would
+# refuse the very deploy that fixes it.
+PLANNED_ON = ("python", "packages", "user", "current", "releases", "venvs", "files", "links")
+
+
+def drift(planned: Facts, now: Facts) -> tuple[str, ...]:
+    """The facts a plan depends on that differ now: another deploy ran between the plan and the lock."""
+    changed = [name for name in PLANNED_ON if getattr(planned, name) != getattr(now, name)]
+    enabled = lambda facts: {name: unit.enabled for name, unit in facts.units.items()}  # noqa: E731
+    if enabled(planned) != enabled(now):
+        changed.append("units")
+    return tuple(changed)
+
+
 def facts_command(
     layout: Layout,
     *,

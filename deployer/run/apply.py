@@ -25,7 +25,7 @@ from pathlib import PurePosixPath
 from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
-from deployer.core.facts import Facts, facts_command, parse_facts
+from deployer.core.facts import Facts, drift, facts_command, parse_facts
 from deployer.core.layout import Layout
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
@@ -121,6 +121,7 @@ class Applier:
     command: str = "deploy"
     once: OnceGate | None = None  # shared by the hosts of a deploy with run_once hooks
     verify: Callable[[Remote], str | None] | None = None  # after health: why the host fails verify, or None
+    facts: Facts | None = None  # what the plan was made from: read again once the lock is held
 
     def __post_init__(self) -> None:
         self.layout = self.plan.layout
@@ -153,6 +154,7 @@ class Applier:
         try:
             self.lock()
             locked = True
+            self.recheck()
             self.prepare()
             self.before_switch()
             self.install_configs()
@@ -192,6 +194,15 @@ class Applier:
         taken = self.remote.run(cmd.take_lock(self.layout, lock_info(self.command)), check=False)
         if not taken.ok:
             raise LockHeld(self.host.name, self.read_lock())
+
+    def recheck(self) -> None:
+        """The facts were read and the plan made before the lock: a deploy that finished meanwhile made it stale."""
+        if self.facts is None:
+            return
+        changed = drift(self.facts, gather_facts(self.remote, self.inventory, self.files))
+        if changed:
+            raise StepFailed("lock", f"the host changed after it was planned ({', '.join(changed)}: another deploy?); "
+                                     "nothing was done, run again")
 
     def read_lock(self) -> str:
         out = self.remote.run(("cat", str(self.layout.state_dir / "lock" / "info")), check=False)

@@ -145,7 +145,7 @@ def deploy(
                         progress(name, "unchanged")
                         return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
                     applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
-                                      progress=progress, cancel=cancel, once=once, verify=verify)
+                                      progress=progress, cancel=cancel, once=once, verify=verify, facts=facts[name])
                     outcome = applier.apply()
                     progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
                     return outcome
@@ -215,7 +215,8 @@ def rollback(
             if plan.build_venv:
                 return HostResult(name, "failed", release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
             progress(name, f"rolling back {facts.current} -> {release_id}")
-            outcome = Applier(remote, inventory, plan, files, None, progress=progress, cancel=cancel, command="rollback").apply()
+            outcome = Applier(remote, inventory, plan, files, None, progress=progress, cancel=cancel, command="rollback",
+                              facts=facts).apply()
             if outcome.status == "deployed":
                 outcome.status = "rolled-back-to"
             return outcome

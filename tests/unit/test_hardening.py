@@ -5,6 +5,8 @@ The lab proves the same on real hosts (tests/integration/test_hardening.py).
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -14,10 +16,15 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from deployer.core import commands as cmd
+from deployer.config.model import Hooks
+from deployer.core.facts import FACTS_PROGRAM, Release, Unit, drift
 from deployer.core.layout import Layout
 from deployer.core.release_env import ReleaseEnv, in_release
 from deployer.core.render import render_host, sandbox_properties
 from tests import factories as f
+from tests.unit.test_hooks_apply import FakeRemote, applier
+from tests.unit.test_hooks_pure import plans_for
+from tests.unit.test_plan import converged
 
 LAYOUT = Layout("hello", PurePosixPath("/srv"))
 UNIT = "hello-exec-0123456789ab.service"
@@ -108,3 +115,58 @@ def test_in_release_passes_the_sandbox_as_unit_properties() -> None:
     command = in_release(env, ("true",), unit=UNIT)
     props = [command[i + 1] for i, arg in enumerate(command) if arg == "-p"]
     assert props[-2:] == ["NoNewPrivileges=yes", "ProtectSystem=strict"]
+
+
+# -- the lock is taken after the facts are read: what the plan rests on is read again under it --
+
+
+def facts_json(facts) -> str:  # noqa: ANN001
+    return json.dumps(dataclasses.asdict(facts))
+
+
+def answering_facts(facts):  # noqa: ANN001, ANN201
+    """A FakeRemote answer: these facts to the facts program, success to everything else."""
+    return lambda argv: (0, facts_json(facts)) if argv[:3] == ("python3", "-c", FACTS_PROGRAM) else None
+
+
+def rechecked(now, *, apply: bool = True):  # noqa: ANN001, ANN201
+    """A plan made on converged facts; ``now(facts)`` is what the host says once the lock is held."""
+    inv, plans = plans_for("web1", hooks=Hooks())
+    host = inv.host("web1")
+    remote = FakeRemote(host, answering_facts(now(converged(inv, host))))
+    runner = applier("web1", plans["web1"], remote, inv, facts=converged(inv, host))
+    return (runner.apply() if apply else runner.recheck()), remote, plans["web1"]
+
+
+def test_a_deploy_that_ran_between_plan_and_lock_stops_this_one_before_anything() -> None:
+    result, remote, plan = rechecked(lambda facts: dataclasses.replace(
+        facts, current="20261201T000000Z-cccccccccccc", releases=facts.releases + (Release("20261201T000000Z-cccccccccccc"),)))
+    assert result.status == "failed"
+    assert result.error == ("lock: the host changed after it was planned (current, releases: another deploy?); "
+                            "nothing was done, run again")
+    assert not any("prepare" in str(c) or "install -d" in " ".join(c) for c in remote.calls)
+    assert remote.sent(cmd.release_lock(plan.layout))
+
+
+def test_what_changes_on_its_own_is_no_reason_to_stop() -> None:
+    rechecked(lambda facts: dataclasses.replace(
+        facts, disk_free_mb=facts.disk_free_mb - 1, serving={}, lock={"holder": "us"},
+        units={name: Unit("activating", unit.enabled, 0) for name, unit in facts.units.items()}), apply=False)
+
+
+def test_drift_names_what_the_plan_rests_on() -> None:
+    inv = f.inventory(f.host())
+    before = converged(inv, inv.hosts[0])
+    assert drift(before, before) == ()
+    assert drift(before, dataclasses.replace(before, venvs=())) == ("venvs",)
+    disabled = {name: Unit(u.active, "disabled", u.pid) for name, u in before.units.items()}
+    assert drift(before, dataclasses.replace(before, units=disabled)) == ("units",)
+
+
+def test_mark_bad_never_creates_a_release_dir(tmp_path: Path) -> None:
+    layout = Layout("hello", PurePosixPath(tmp_path))
+    subprocess.run(cmd.mark_bad(layout, "r1", "failed early"), check=True)
+    assert not (tmp_path / "hello" / "releases" / "r1").exists()
+    (tmp_path / "hello" / "releases" / "r2").mkdir(parents=True)
+    subprocess.run(cmd.mark_bad(layout, "r2", "health"), check=True)
+    assert (tmp_path / "hello" / "releases" / "r2" / ".deployer" / "BAD").read_text() == "health\n"
