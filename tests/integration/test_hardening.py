@@ -8,11 +8,11 @@ and exec arguments, and what a hook or exec command may do on the host.
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from tests.integration.project import HOSTS, SECRET, Project, ssh
+from tests.integration.test_hooks import exec_
 
 pytestmark = pytest.mark.integration
 
@@ -40,9 +40,18 @@ def project(lab, tmp_path_factory) -> Project:
     return proj
 
 
-def exec_(project: Project, *argv: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "deployer.cli", "exec", "-i", str(project.inventory), "--", *argv]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=project.root)
+def deploy_with_hook(project: Project, argv: list[str], marker: str) -> subprocess.CompletedProcess:
+    """A deploy of changed code with ``argv`` as its after_switch hook (removed again after)."""
+    project.doc["app"]["hooks"]["after_switch"] = [argv]
+    project.save()
+    project.change_code(marker)
+    try:
+        result = project.deployer("deploy")
+    finally:
+        del project.doc["app"]["hooks"]["after_switch"]
+        project.save()
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
 
 
 def as_app(lab, name: str, script: str) -> str:
@@ -60,15 +69,7 @@ def test_exec_passes_dollar_and_percent_as_written(project: Project) -> None:
 
 
 def test_hook_passes_dollar_and_percent_as_written(project: Project) -> None:
-    project.doc["app"]["hooks"]["after_switch"] = [["printf", "hook:%s|\\n", *AS_IS]]
-    project.save()
-    project.change_code("dollar-hook")
-    try:
-        result = project.deployer("deploy")
-    finally:
-        del project.doc["app"]["hooks"]["after_switch"]
-        project.save()
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = deploy_with_hook(project, ["printf", "hook:%s|\\n", *AS_IS], "dollar-hook")
     assert SECRET not in result.stdout + result.stderr
     for name in HOSTS:
         shown = [line.split("after_switch> ", 1)[1] for line in result.stderr.splitlines()
@@ -87,15 +88,7 @@ def test_exec_runs_in_the_app_sandbox_and_can_write_shared(project: Project, lab
 
 
 def test_hook_runs_in_the_app_sandbox_and_can_write_shared(project: Project) -> None:
-    project.doc["app"]["hooks"]["after_switch"] = [["python", "-c", SANDBOX_PROBE]]
-    project.save()
-    project.change_code("sandbox-hook")
-    try:
-        result = project.deployer("deploy")
-    finally:
-        del project.doc["app"]["hooks"]["after_switch"]
-        project.save()
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = deploy_with_hook(project, ["python", "-c", SANDBOX_PROBE], "sandbox-hook")
     for name in HOSTS:
         line = next(line for line in result.stderr.splitlines() if line.startswith(f"{name}: after_switch> sandbox "))
         assert line.split()[3:-1] == SANDBOXED, (name, line)
