@@ -25,7 +25,7 @@ from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
-from deployer.config.starter import init
+from deployer.init.writer import init
 from deployer.verify.command import verify_command
 
 

@@ -10,7 +10,9 @@ from click.testing import CliRunner
 from deployer.cli import main
 from deployer.errors import InventoryError
 from deployer.config.inventory import load_inventory
-from deployer.config.starter import InitError, app_name, inspect_app, requirement_names, starter_inventory
+from deployer.init.reads import requirement_names
+from deployer.init.scan import InitError, app_name, inspect_app
+from deployer.init.writer import starter_inventory
 from tests.factories import EXAMPLE_APP
 
 REQUIREMENTS = "Flask==3.1.3\ngunicorn==27.0.1\n"
@@ -149,3 +151,99 @@ def test_app_name_from_directory(tmp_path: Path, directory: str, name: str) -> N
 def test_requirement_names() -> None:
     text = "# c\n-r base.txt\nFlask[async]>=3 ; python_version>'3'\nzope.interface==6\n--hash=x\ngunicorn  # server\n"
     assert requirement_names(text) == {"flask", "zope-interface", "gunicorn"}
+
+
+# -- apps nobody here wrote: pyproject, src/, subclasses, blueprints, health, env ---------------
+
+PYPROJECT = '[project]\nname = "Flask_Shop.API"\ndependencies = ["Flask>=3", "gunicorn"]\n'
+
+
+def test_src_layout_pyproject_name_and_subclass(tmp_path: Path) -> None:
+    root = tree(tmp_path / "checkout", {
+        "pyproject.toml": PYPROJECT,
+        "src/shop/__init__.py": ("from shop.base import ShopApp\n\ndef create_app():\n"
+                                 "    app = ShopApp(__name__)\n    return app\n"),
+        "src/shop/base.py": "import flask\nclass Base(flask.Flask):\n    pass\nclass ShopApp(Base):\n    pass\n",
+        "src/shop/static/a.css": "",
+    })
+    found = inspect_app(root)
+    assert found.name == "flask-shop-api"  # pyproject's name, not the folder's
+    assert found.entry.wsgi == "shop:create_app()"
+    assert found.static == ("/static", "src/shop/static")
+    assert found.requirements is None and found.pyproject
+    assert not any("requirements" in n or "does not list" in n for n in found.notes), found.notes
+
+
+def test_blueprint_static_folders_are_listed(tmp_path: Path) -> None:
+    root = tree(tmp_path / "app", {
+        "app.py": "from flask import Flask\nfrom admin import bp\napp = Flask(__name__)\napp.register_blueprint(bp)\n",
+        "admin/__init__.py": "from flask import Blueprint\nbp = Blueprint('admin', __name__, static_folder='assets')\n",
+        "admin/assets/x.js": "", "static/y.css": "", "requirements.txt": REQUIREMENTS,
+    })
+    found = inspect_app(root)
+    assert found.static == ("/static", "static")
+    assert found.blueprint_static == [("admin", "admin/assets")]
+    assert "#   blueprint admin: admin/assets/" in starter_inventory(found, "app")
+
+
+@pytest.mark.parametrize(("views", "health", "hint"), [
+    ("@app.get('/')\ndef i():\n    return redirect('/login')\n", "/healthz", "/ at app.py:4 redirects"),
+    ("@app.get('/')\n@login_required\ndef i():\n    return 'x'\n", "/healthz", "redirects or needs a login"),
+    ("@app.get('/')\ndef i():\n    return 'x'\n", "/", "a cheap /healthz route is better"),
+    ("@app.get('/')\ndef i():\n    return redirect('/login')\n@app.route('/healthcheck')\ndef h():\n    return 'ok'\n",
+     "/healthcheck", None),
+    ("@app.route('/health', methods=['POST'])\ndef h():\n    return 'ok'\n", "/healthz", "no health route found"),
+    ("bp = Blueprint('api', __name__, url_prefix='/api/')\n@bp.get('/ping')\ndef p():\n    return 'pong'\n",
+     "/api/ping", None),
+])
+def test_health_route_answers_without_redirect_or_login(tmp_path: Path, views: str, health: str, hint: str | None) -> None:
+    head = "from flask import Flask, Blueprint, redirect\nfrom auth import login_required\napp = Flask(__name__)\n"
+    root = tree(tmp_path / "app", {"app.py": head + views, "requirements.txt": REQUIREMENTS})
+    found = inspect_app(root)
+    assert found.health == health
+    if hint:
+        assert any(hint in note for note in found.notes), found.notes
+    else:
+        assert not any("health" in note for note in found.notes), found.notes
+
+
+def test_env_vars_the_code_reads_become_commented_entries(tmp_path: Path) -> None:
+    root = tree(tmp_path / "app", {
+        "app.py": ("import os\nfrom os import environ, getenv\nfrom flask import Flask\napp = Flask(__name__)\n"
+                   "app.config['SECRET_KEY'] = os.environ['SECRET_KEY']\n"
+                   "DB = os.environ.get('DATABASE_URL', 'sqlite:///x.db')\n"
+                   "MODE = getenv('APP_MODE', 'dev')\nLEVEL = environ.get('LOG_LEVEL')\nP = os.getenv('PATH')\n"
+                   "app.config.from_prefixed_env()\napp.config.from_pyfile('config.py', silent=True)\n"),
+        "requirements.txt": REQUIREMENTS, ".flaskenv": "FLASK_APP=app:app\nFLASK_DEBUG=1\nGREETING='Grüß Gott'\n",
+    })
+    found = inspect_app(root)
+    assert [(r.name, r.secret) for r in found.env] == [
+        ("APP_MODE", False), ("DATABASE_URL", True), ("LOG_LEVEL", False), ("SECRET_KEY", True)]
+    text = starter_inventory(found, "app")
+    assert "#   APP_MODE: dev" in text and "#   LOG_LEVEL: FILL_IN" in text
+    assert '#   GREETING: "Gr\\u00fc\\u00df Gott"' in text  # from .flaskenv, quoted
+    assert "#   SECRET_KEY=..." in text and "DATABASE_URL=..." in text and "sqlite" not in text
+    assert any("FLASK_*" in n for n in found.notes) and any("config.py (from_pyfile)" in n for n in found.notes)
+    assert any("FLASK_DEBUG" in n for n in found.notes)
+    assert "PATH" not in {r.name for r in found.env}
+
+
+def test_flaskenv_picks_the_entry(tmp_path: Path) -> None:
+    root = tree(tmp_path / "app", {
+        "app.py": "from flask import Flask\napp = Flask(__name__)\n",
+        "other.py": "from flask import Flask\ndef create_app():\n    return Flask(__name__)\n",
+        ".flaskenv": "export FLASK_APP=other:create_app\n", "requirements.txt": REQUIREMENTS,
+    })
+    assert inspect_app(root).entry.wsgi == "other:create_app()"
+
+
+def test_an_inventory_with_env_reads_still_needs_only_an_address(tmp_path: Path) -> None:
+    root = tree(tmp_path / "shop", {"app.py": ("import os\nfrom flask import Flask\napp = Flask(__name__)\n"
+                                               "X = os.getenv('SHOP_TOKEN')\nY = os.getenv('SHOP_COLOR', '01234')\n"),
+                                    "requirements.txt": REQUIREMENTS})
+    path = tmp_path / "deploy.yml"
+    path.write_text(starter_inventory(inspect_app(root), "shop"))
+    with pytest.raises(InventoryError) as err:
+        load_inventory(path)
+    assert [p.path for p in err.value.problems] == ["hosts/web1/address"]
+    assert '#   SHOP_COLOR: "01234"' in path.read_text()  # quoted: YAML would read 01234 as a number

@@ -1,0 +1,5 @@
+import flask
+
+
+class ShopApp(flask.Flask):
+    shop_name = "corner shop"
