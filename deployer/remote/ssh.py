@@ -187,7 +187,8 @@ def make_client(host: Host) -> paramiko.SSHClient:
     anywhere else was trusted) and ignores ``*``/``?``/``!`` patterns (so
     ``accept-new`` recorded a new key where a wildcard line named another).
     Here the lines matching the host are handed to paramiko under the name it
-    looks up; a key revoked on any line is never trusted.
+    looks up; a key revoked on any line is never trusted. ``@cert-authority``
+    lines trust no plain key (paramiko checks no host certificates), as in OpenSSH.
     """
     client = paramiko.SSHClient()
     path = known_hosts_path(host)

@@ -17,7 +17,7 @@ import pytest
 
 from deployer.core import commands as cmd
 from deployer.config.model import Hooks
-from deployer.core.facts import FACTS_PROGRAM, Release, Unit, drift
+from deployer.core.facts import Release, Unit, drift, facts_command
 from deployer.core.layout import Layout
 from deployer.core.release_env import ReleaseEnv, in_release
 from deployer.core.render import render_host, sandbox_properties
@@ -126,7 +126,8 @@ def facts_json(facts) -> str:  # noqa: ANN001
 
 def answering_facts(facts):  # noqa: ANN001, ANN201
     """A FakeRemote answer: these facts to the facts program, success to everything else."""
-    return lambda argv: (0, facts_json(facts)) if argv[:3] == ("python3", "-c", FACTS_PROGRAM) else None
+    program = facts_command(LAYOUT, user="hello", packages=(), files=(), links=(), units=())[:-1]  # all but the query
+    return lambda argv: (0, facts_json(facts)) if argv[:-1] == program else None
 
 
 def rechecked(now, *, apply: bool = True):  # noqa: ANN001, ANN201
