@@ -142,7 +142,7 @@ def test_in_release_is_a_transient_service_of_the_app_user_with_the_env_file() -
 def test_in_release_passes_hostile_arguments_as_single_items() -> None:
     argv = ("echo", "`reboot`", "a b; rm -rf /", "--")
     command = in_release(ENV, argv, unit=UNIT)
-    assert command[-len(argv):] == argv  # ($ is escaped for systemd: tests/unit/test_hardening.py)
+    assert command[-len(argv):] == argv  # ($ is escaped for systemd: tests/unit/test_hardening_rules.py)
     assert not any(p.startswith("RuntimeMaxSec") for p in command)
 
 
