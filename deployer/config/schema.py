@@ -13,7 +13,7 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,8 +23,6 @@ from deployer.config.model import (
     HOOK_STAGES,
     HOOK_TIMEOUT,
     HOST_KEY_POLICIES,
-    PROXIES,
-    SERVERS,
     TLS,
     App,
     Hook,
@@ -35,6 +33,7 @@ from deployer.config.model import (
     WsgiTarget,
 )
 from deployer.config.yamldoc import YamlDoc
+from deployer.stacks import PROXIES, SERVERS, combination_problem
 
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
@@ -124,7 +123,9 @@ def boolean(value: Any) -> bool:
     return value
 
 
-def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+def choice(options: Collection[str]) -> Callable[[Any], str]:
+    """One of ``options``; a registry's dict is read at each call, so a stack registered later counts."""
+
     def convert(value: Any) -> str:
         if value not in options:
             raise Invalid("one of " + ", ".join(options))
@@ -240,7 +241,7 @@ HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "become": boolean,
     "known_hosts": local_path,
     "host_key_policy": choice(HOST_KEY_POLICIES),
-    "server": choice(SERVERS),
+    "server": choice(SERVERS),  # names from the stack registry
     "proxy": choice(PROXIES),
     "server_name": server_names,
     "http_port": integer(1, 65535),
@@ -606,8 +607,9 @@ def _resolve_hosts(
                 v.problem(where, "missing required key 'address'")
             continue
         host = _build_host(name, member_of, settings)
-        if host.server == "mod_wsgi" and host.proxy != "apache":
-            v.problem(where, f"server mod_wsgi runs inside apache: set proxy: apache (got proxy {host.proxy})")
+        combination = combination_problem(host.server, host.proxy)
+        if combination:
+            v.problem(where, combination)
         if host.tls and host.http_port == host.https_port:
             v.problem(where, f"http_port and https_port are both {host.http_port}: with tls they must differ")
         key = (host.address, host.ssh_port)

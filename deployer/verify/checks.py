@@ -16,7 +16,8 @@ from typing import Any
 
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
-from deployer.core.plan import process_marker, required_links
+from deployer.core.plan import process_marker
+from deployer.stacks import PROXIES, SERVERS, proxy_of
 from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
                              tls_cert_path, tls_key_path)
 
@@ -72,7 +73,7 @@ def settings(inventory: Inventory, host: Host) -> Settings:
         "units": list(app_units(app, host)),
         "proxy_service": proxy_service(host),
         "site": str(site_path(app, host)),
-        "site_link": str(next(link.path for link in required_links(app, host) if "sites-enabled" in str(link.path))),
+        "site_link": str(proxy_of(host).site_link(app)),
         "process_marker": (process_marker(app, host) or ("",))[0],
         "tls_files": {"cert": str(tls_cert_path(app)), "key": str(tls_key_path(app))} if host.tls else None,
     }
@@ -80,11 +81,8 @@ def settings(inventory: Inventory, host: Host) -> Settings:
 
 def applicable(s: Settings) -> tuple[str, ...]:
     """The built-in checks that mean something for this host, in run order."""
-    skip = set()
-    if not s["units"]:  # mod_wsgi: Apache runs the app, there is no app unit
-        skip |= {"app-service", "unit-security"}
-    if not s["process_marker"]:
-        skip.add("wsgi-daemons")
+    server_checks = {name for server in SERVERS.values() for name in server.verify_checks}
+    skip = server_checks - set(SERVERS[s["server"]].verify_checks)  # e.g. no app unit under mod_wsgi
     if not s["tls"]:
         skip |= {"tls-cert", "https-redirect", "hsts"}
     if not s["app"]["static"]:
@@ -101,7 +99,7 @@ def probe_query(s: Settings) -> dict[str, Any]:
     if s["tls"]:
         requests["redirect"] = ("http", s["http_port"], s["app"]["health"])
     service = next((u for u in s["units"] if u.endswith(".service")), None)
-    proxy_test = ["nginx", "-t", "-q"] if s["proxy"] == "nginx" else ["apache2ctl", "-t"]
+    proxy_test = list(PROXIES[s["proxy"]].check_argv)
     layout = s["layout"]
     return {
         "user": s["app"]["user"], "current": layout["current"], "releases": layout["releases"],
@@ -182,7 +180,7 @@ def proxy(s: Settings, p: Probe) -> str | None:
         return f"site not enabled: {p['site']['link']} is missing"
     test = p["proxy_test"]
     if test["code"] != 0:
-        tool = "nginx -t" if s["proxy"] == "nginx" else "apache2ctl -t"
+        tool = PROXIES[s["proxy"]].check_label
         return f"{tool} failed: {' | '.join(test['output'].splitlines()) or 'exit ' + str(test['code'])}"
     return None
 
