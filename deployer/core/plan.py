@@ -218,8 +218,9 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
     )
     switch = previous != release_id
     release_path = str(layout.release(release_id))
+    server_files = {spec.path for spec in server_of(host).files(app, host, proxy_of(host))}  # uwsgi.ini, wsgi.py
     app_changed = any(
-        c.file.path == layout.env_file or c.file.check == Check.SYSTEMD or c.file.path.name.endswith((".ini", ".py"))
+        c.file.path == layout.env_file or c.file.check == Check.SYSTEMD or c.file.path in server_files
         for c in changes
     )
     services = list(server_of(host).services(app))

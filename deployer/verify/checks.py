@@ -17,7 +17,7 @@ from typing import Any
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import process_marker
-from deployer.stacks import PROXIES, SERVERS, proxy_of
+from deployer.stacks import PROXIES, SERVERS, proxy_of, server_of
 from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
                              tls_cert_path, tls_key_path)
 
@@ -71,6 +71,7 @@ def settings(inventory: Inventory, host: Host) -> Settings:
             "shared": str(layout.shared), "env_file": str(layout.env_file), "socket": str(layout.socket),
         },
         "units": list(app_units(app, host)),
+        "services": list(server_of(host).services(app)),
         "proxy_service": proxy_service(host),
         "site": str(site_path(app, host)),
         "site_link": str(proxy_of(host).site_link(app)),
@@ -98,7 +99,7 @@ def probe_query(s: Settings) -> dict[str, Any]:
         requests["static"] = (scheme, port, s["app"]["static"]["url"])
     if s["tls"]:
         requests["redirect"] = ("http", s["http_port"], s["app"]["health"])
-    service = next((u for u in s["units"] if u.endswith(".service")), None)
+    service = next(iter(s["services"]), None)
     proxy_test = list(PROXIES[s["proxy"]].check_argv)
     layout = s["layout"]
     return {
@@ -152,7 +153,7 @@ def app_service(s: Settings, p: Probe) -> str | None:
     problems = [r for r in (_unit_problem(p, u) for u in s["units"]) if r]
     if problems:
         return "; ".join(problems)
-    service = next(u for u in s["units"] if u.endswith(".service"))
+    service = s["services"][0]
     users = p["units"][service]["users"]
     if not users:
         return f"{service} has no processes"
@@ -315,7 +316,7 @@ def headers_on_404(s: Settings, p: Probe) -> str | None:
 
 
 def unit_security(s: Settings, p: Probe) -> str | None:
-    service = next(u for u in s["units"] if u.endswith(".service"))
+    service = s["services"][0]
     result = p["security"]
     match = EXPOSURE.search(result["output"])
     if not match:
