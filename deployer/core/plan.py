@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
 
-from deployer.core.commands import Command
 from deployer.core.facts import Facts
 from deployer.core.layout import Layout
 from deployer.config.model import App, Hook, Host, Inventory

@@ -23,13 +23,9 @@ from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
 from deployer.stacks import Check, FileSpec, proxy_of, server_of
-from deployer.stacks.base import unit_path
 from deployer.stacks.mod_wsgi import wsgi_script_path
 from deployer.stacks.uwsgi import ini_path as uwsgi_ini_path
 
-__all__ = ["RenderedFile", "TlsMaterial", "app_units", "proxy_service", "apache_modules", "apache_confs",
-           "render_host", "file_metadata", "site_path", "unit_path", "wsgi_script_path",
-           "uwsgi_ini_path", "tls_cert_path", "tls_key_path"]
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import re
-import textwrap
 from pathlib import Path, PurePosixPath
 
 import pytest
