@@ -27,7 +27,6 @@ from deployer.stacks.mod_wsgi import wsgi_script_path
 from deployer.stacks.uwsgi import ini_path as uwsgi_ini_path
 
 
-
 @dataclass(frozen=True)
 class RenderedFile:
     path: PurePosixPath  # absolute target path on the host
