@@ -362,7 +362,6 @@ class Applier:
         self.restart(plan.enable_units, plan.restart_app, plan.reload_proxy)
 
     def restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
-        proxy = proxy_service(self.host)
         own_sockets = server_of(self.host).sockets(self.inventory.app)
         sockets = [u for u in enable if u in own_sockets]
         if sockets:
@@ -375,7 +374,7 @@ class Applier:
         if others:
             self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
         if reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
-            self.run("reload", cmd.systemctl("reload-or-restart", proxy), timeout=120)
+            self.run("reload", proxy_of(self.host).reload(), timeout=120)
 
     def restart_daemons(self) -> None:
         """mod_wsgi: new daemon processes on the new release, Apache left alone (see cmd.restart_daemons)."""
@@ -464,7 +463,7 @@ class Applier:
             if units:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
-            self._quiet(cmd.systemctl("reload-or-restart", proxy))
+            self._quiet(proxy_of(self.host).reload())
             self.record("failed")
             return "failed"
         self._quiet(cmd.switch_current(self.layout, plan.previous))
@@ -474,7 +473,7 @@ class Applier:
         daemons_restarted = bool(plan.daemons) and not configs_touched and all(
             [self._quiet(cmd.restart_daemons(proxy, marker)) for marker in plan.daemons])
         if not daemons_restarted:
-            self._quiet(cmd.systemctl("reload-or-restart", proxy))
+            self._quiet(proxy_of(self.host).reload())
         healthy = self._quiet(self.health_command())
         self.rollback_error = self.after_rollback(plan.previous)
         self.record("rolled-back" if healthy else "rollback-unhealthy")

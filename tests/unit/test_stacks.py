@@ -4,6 +4,7 @@ server plugs in through the registry alone."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from pathlib import Path, PurePosixPath
 
@@ -14,10 +15,12 @@ from deployer import stacks
 from deployer.config.inventory import load_inventory
 from deployer.core import journal
 from deployer.core.facts import Facts
+from deployer.core.layout import Layout
 from deployer.core.plan import Target, plan_host, required_links, required_packages
-from deployer.core.render import app_units, builtin_templates_dir, render_host
+from deployer.core.render import app_units, builtin_templates_dir, file_metadata, render_host
 from deployer.errors import InventoryError
 from deployer.lab import base as lab_base
+from deployer.run.rollout import snapshot_files
 from deployer.stacks import AppServer, Check, FileSpec, LogSource, Proxy, SocketServer
 from deployer.verify.checks import applicable, probe_query, settings
 from tests import factories as f
@@ -227,3 +230,40 @@ def test_a_new_server_renders_plans_logs_and_verifies_without_other_modules_know
     s = settings(inventory, host)
     assert "app-service" in applicable(s) and "wsgi-daemons" not in applicable(s)
     assert probe_query(s)["security_unit"] == "hello.service"
+
+
+# --- a rollback takes each file's checker and secrecy from render ---------------------------------
+
+
+class SnapshotRemote:
+    """Answers the snapshot read of a rollback with recorded files; nothing else is asked."""
+
+    def __init__(self, items: list[dict]) -> None:
+        self.items = items
+        self.host = f.host()
+
+    def run(self, argv, *, check=True, mask=True, timeout=None):  # noqa: ANN001, ANN201
+        return type("Result", (), {"ok": True, "stdout": json.dumps(self.items)})()
+
+
+def test_a_rollback_snapshot_gets_checker_and_secrecy_from_render_not_from_paths() -> None:
+    inv = f.inventory(f.host(server="mod_wsgi", proxy="apache", tls=True))
+    host = inv.hosts[0]
+
+    def item(path: str, mode: int) -> dict:
+        return {"path": path, "content": "x\n", "mode": mode, "owner": "root", "group": "root"}
+
+    items = [item("/etc/apache2/sites-available/hello.conf", 0o644), item("/etc/hello/wsgi.py", 0o644),
+             item("/etc/hello/env", 0o644),  # render says secret whatever its mode
+             item("/etc/hello/tls/key.pem", 0o644), item("/etc/hello/tls/cert.pem", 0o600),
+             item("/etc/systemd/system/hello.service", 0o640)]  # a unit of an older release: render has none
+    files = snapshot_files(SnapshotRemote(items), Layout.of(inv.app, host), "r1", file_metadata(inv, host))
+    got = {str(x.path): (x.check, x.secret) for x in files}
+    assert got == {
+        "/etc/apache2/sites-available/hello.conf": (Check.APACHE, False),
+        "/etc/hello/wsgi.py": (None, False),
+        "/etc/hello/env": (None, True),
+        "/etc/hello/tls/key.pem": (None, True),
+        "/etc/hello/tls/cert.pem": (None, False),
+        "/etc/systemd/system/hello.service": (Check.SYSTEMD, True),  # not rendered now: its directory, its mode
+    }
