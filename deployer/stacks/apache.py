@@ -21,7 +21,6 @@ class Apache(Proxy):
     check_argv = ("apache2ctl", "-t")
     check_label = "apache2ctl -t"
     error_log = PurePosixPath("/var/log/apache2/error.log")  # no ErrorLog in templates/apache: the default
-    process_names = ("apache2",)
 
     def modules(self, host: Host, server: AppServer) -> tuple[str, ...]:
         """Modules the rendered site uses, for ``a2enmod`` (idempotent), in load order.

@@ -72,7 +72,6 @@ class Proxy:
     check_argv: Command  # validates the whole live config
     check_label: str  # how a failed check names the tool
     error_log: PurePosixPath
-    process_names: tuple[str, ...]
 
     def site_path(self, app: App) -> PurePosixPath:
         return self.config_root / "sites-available" / f"{app.name}.conf"
@@ -96,9 +95,6 @@ class Proxy:
 
     def reload(self) -> Command:
         return ("systemctl", "reload-or-restart", self.service)
-
-    def restart(self) -> Command:
-        return ("systemctl", "restart", self.service)
 
     def log_sources(self) -> tuple[LogSource, ...]:
         """``deployer logs --proxy``: the proxy's error log."""

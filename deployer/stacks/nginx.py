@@ -17,7 +17,6 @@ class Nginx(Proxy):
     check_argv = ("nginx", "-t", "-q")
     check_label = "nginx -t"
     error_log = PurePosixPath("/var/log/nginx/error.log")  # no error_log in templates/nginx: the default
-    process_names = ("nginx",)
 
     def files(self, app: App, host: Host, server: AppServer) -> tuple[FileSpec, ...]:
         return (FileSpec(self.site_path(app), "nginx/site.conf.j2", Check.NGINX),)

@@ -48,8 +48,7 @@ PROVIDES = {
 }
 
 PROXY_PROTOCOL = ("name", "packages", "service", "config_root", "check", "check_argv", "check_label", "error_log",
-                  "process_names", "site_path", "site_link", "files", "modules", "confs", "links", "reload", "restart",
-                  "log_sources")
+                  "site_path", "site_link", "files", "modules", "confs", "links", "reload", "log_sources")
 SERVER_PROTOCOL = ("name", "packages", "proxies", "embedded", "proxy_modules", "verify_checks", "files", "units",
                    "sockets", "services", "process_markers", "proxy_confs", "restart", "log_sources")
 
