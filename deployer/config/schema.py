@@ -264,7 +264,7 @@ def abs_path(value: Any) -> PurePosixPath:
 
 def deploy_root(value: Any) -> PurePosixPath:
     """A directory of deployer's own: not /, not a system tree, not a home (SYSTEM_TREES)."""
-    path = abs_path(value)
+    path = PurePosixPath("/") if isinstance(value, str) and value and not value.strip("/") else abs_path(value)
     if path in SYSTEM_DIRS:
         raise Invalid("a dedicated directory like /srv or /opt/apps", f" ({path} is shared by the whole system)")
     for tree in SYSTEM_TREES:

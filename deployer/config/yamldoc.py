@@ -152,9 +152,9 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path_) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _fail(node, f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
+            raise YamlSyntaxError(self.doc.line(path), f"more than {MAX_NODES} values once aliases are expanded (an alias bomb?)")
         if id(node) in self.active:
-            raise _fail(node, "an alias refers to the node that contains it (recursive alias)")
+            raise YamlSyntaxError(self.doc.line(path), "an alias refers to the node that contains it (recursive alias)")
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.MappingNode):
