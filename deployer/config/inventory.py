@@ -99,26 +99,26 @@ def load_inventory(path: str | Path) -> Inventory:
 def pem_problems(inventory: Inventory, doc, label: str) -> list[Problem]:
     """Each host's tls.cert must be a PEM certificate and tls.key a PEM private key."""
     problems: list[Problem] = []
-    checked: set[Path] = set()
+    checked: set[tuple[str, Path]] = set()
     for need_host in inventory.hosts:
         if need_host.tls is None:
             continue
         for kind, file in (("cert", need_host.tls.cert), ("key", need_host.tls.key)):
-            if file in checked:
+            if (kind, file) in checked:
                 continue
-            checked.add(file)
+            checked.add((kind, file))
             text = read_text(file, display_path(file), f"tls {kind} file")
             if not any(marker in text for marker in PEM_MARKERS[kind]):
                 wanted = "a PEM certificate" if kind == "cert" else "a PEM private key"
-                where = _tls_line(doc, need_host.name, kind)
-                problems.append(Problem(label, where, f"tls/{kind}",
+                where = _tls_key(doc, need_host.name, kind)
+                problems.append(Problem(label, doc.line(where), key_path(where),
                                         f"expected {wanted} ({PEM_MARKERS[kind][0]}), got {display_path(file)!r} (its content is not shown)"))
     return problems
 
 
-def _tls_line(doc, host: str, kind: str) -> int:
-    """The line that names the tls file: on the host, in a group's vars, or in defaults."""
+def _tls_key(doc, host: str, kind: str) -> tuple[str | int, ...]:
+    """Where the tls file is named: on the host, in a group's vars, or in defaults."""
     for path in doc.lines:
         if path[-2:] == ("tls", kind) and (host in path or "vars" in path or path[0] == "defaults"):
-            return doc.lines[path]
-    return 1
+            return path
+    return ("tls", kind)

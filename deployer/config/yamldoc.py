@@ -106,8 +106,17 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+# YAML counts these as line breaks, editors and ``grep -n`` do not: every line after
+# one would be misreported, and a value could hide a second line in one.
+FOREIGN_BREAKS = re.compile("[\x85\u2028\u2029]|\r(?!\n)")
+
+
 def parse(text: str) -> YamlDoc:
     """Parse one YAML document; raise YamlSyntaxError with a line on bad or hostile input."""
+    foreign = FOREIGN_BREAKS.search(text)
+    if foreign:
+        raise YamlSyntaxError(line_of(text, foreign.start()),
+                              f"character {_codepoint(foreign.group())} (a line break only for YAML) is not allowed")
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -131,8 +140,8 @@ def parse(text: str) -> YamlDoc:
 
 
 def _codepoint(char: Any) -> str:
-    if isinstance(char, int):
-        return f"byte 0x{char:02x}"
+    if isinstance(char, int):  # the reader reports the code point
+        return f"U+{char:04X}"
     return f"U+{ord(char):04X}" if isinstance(char, str) and len(char) == 1 else repr(char)
 
 

@@ -243,7 +243,7 @@ def test_tls_file_outside_the_inventory_directory_is_refused(project: Path, cert
 def test_tls_file_that_is_not_pem_is_refused_without_its_content(project: Path) -> None:
     (project / "secrets.env").write_text("TOKEN=hunter2\n")
     (message,) = problems(project, on_host("tls: {cert: secrets.env, key: key.pem}"))
-    assert message.startswith("inv.yml:8: tls/cert: expected a PEM certificate") and "hunter2" not in message
+    assert message.startswith("inv.yml:8: groups/web/hosts/web1/tls/cert: expected a PEM certificate") and "hunter2" not in message
 
 
 def test_tls_dirs_from_the_controller_allow_more(project: Path, tmp_path_factory, monkeypatch) -> None:
