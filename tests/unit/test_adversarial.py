@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from deployer.cli import main
+from tests.hostile import project  # noqa: F401 (a fixture)
 
 BASE = """\
 app:
@@ -31,9 +32,6 @@ app:
     hosts:
       web1: {{address: 203.0.113.10{host}}}
 {tail}"""
-CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
-SECRETS = "  secrets: secrets.env\n"
 
 
 def inv(app: str = "", host: str = "", tail: str = "") -> str:
@@ -279,17 +277,6 @@ CASES = [*injections(), *TYPE_CONFUSION, *YAML_FEATURES, *PATHS, *NAMES, *ENCODI
 
 def test_the_suite_is_big_enough() -> None:
     assert len(CASES) >= 100
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "app" / "static").mkdir(parents=True)
-    (tmp_path / "app" / "requirements.txt").write_text("flask\n")
-    (tmp_path / "cert.pem").write_text(CERT)
-    (tmp_path / "key.pem").write_text(KEY)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DEPLOYER_TLS_DIRS", raising=False)
-    return tmp_path
 
 
 def test_the_base_inventory_is_fine(project: Path) -> None:

@@ -18,30 +18,8 @@ from deployer.core.guard import UnsafeValue
 from deployer.core.render import render_host
 from deployer.errors import InventoryError
 from tests import factories
-
-BASE = """\
-app:
-  name: hello
-  source: app
-  wsgi: app:app
-groups:
-  web:
-    hosts:
-      web1: {address: 203.0.113.10}
-"""
-CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
-KEY = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "app" / "static").mkdir(parents=True)
-    (tmp_path / "app" / "requirements.txt").write_text("flask\n")
-    (tmp_path / "cert.pem").write_text(CERT)
-    (tmp_path / "key.pem").write_text(KEY)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("DEPLOYER_TLS_DIRS", raising=False)
-    return tmp_path
+from tests.hostile import CERT, project  # noqa: F401 (a fixture)
+from tests.unit.test_inventory import BASE
 
 
 def write(project: Path, text: str | bytes, name: str = "inv.yml") -> Path:
