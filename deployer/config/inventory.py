@@ -19,7 +19,7 @@ from deployer.config.dotenv import parse_dotenv
 from deployer.errors import InventoryError, Problem
 from deployer.config.model import Inventory
 from deployer.config.schema import validate
-from deployer.config.yamldoc import YamlSyntaxError, key_path, line_of, parse
+from deployer.config.yamldoc import YamlDoc, YamlSyntaxError, key_path, parse
 
 MAX_BYTES = 1 << 20  # an inventory or secrets file of a megabyte is a mistake or an attack
 TLS_DIRS_VARIABLE = "DEPLOYER_TLS_DIRS"  # colon-separated: more places tls files may come from
@@ -96,7 +96,7 @@ def load_inventory(path: str | Path) -> Inventory:
     return inventory
 
 
-def pem_problems(inventory: Inventory, doc, label: str) -> list[Problem]:
+def pem_problems(inventory: Inventory, doc: YamlDoc, label: str) -> list[Problem]:
     """Each host's tls.cert must be a PEM certificate and tls.key a PEM private key."""
     problems: list[Problem] = []
     checked: set[tuple[str, Path]] = set()
@@ -116,7 +116,7 @@ def pem_problems(inventory: Inventory, doc, label: str) -> list[Problem]:
     return problems
 
 
-def _tls_key(doc, host: str, kind: str) -> tuple[str | int, ...]:
+def _tls_key(doc: YamlDoc, host: str, kind: str) -> tuple[str | int, ...]:
     """Where the tls file is named: on the host, in a group's vars, or in defaults."""
     for path in doc.lines:
         if path[-2:] == ("tls", kind) and (host in path or "vars" in path or path[0] == "defaults"):

@@ -236,6 +236,18 @@ def app_name(value: Any) -> str:
     return name
 
 
+def tls_file(resolve: Callable[[str], Path], dirs: tuple[Path, ...]) -> Callable[[Any], Path]:
+    """A tls file, resolved (links followed) into one of ``dirs``: render prints it, a deploy uploads it."""
+    def convert(value: Any) -> Path:
+        resolved = resolve(value)
+        if not any(resolved.is_relative_to(d) for d in dirs):
+            raise Invalid("a file in the inventory's directory (or in $DEPLOYER_TLS_DIRS)",
+                          " (deployer uploads it and render prints the certificate)")
+        return resolved
+
+    return convert
+
+
 def control_character(text: str, allowed: str = "\t") -> str | None:
     """The first control character, line or paragraph separator in ``text`` not in ``allowed``."""
     for ch in text:
@@ -440,15 +452,10 @@ class _Validator:
                 self.problem(path, f"missing required key '{key}'")
                 continue
             text = self.field(path + (key,), raw[key], local_path)
-            if text is None:
-                continue
-            resolved = self.local(text)
-            if not any(resolved.is_relative_to(d) for d in self.tls_dirs):
-                self.problem(path + (key,), f"expected a file in the inventory's directory (or in $DEPLOYER_TLS_DIRS), "
-                                            f"got {describe(text)}: deployer uploads it and render prints the certificate")
-                continue
-            files[key] = resolved
-            self.needs.append(FileNeed(path + (key,), files[key], "file"))
+            resolved = self.field(path + (key,), text, tls_file(self.local, self.tls_dirs)) if text else None
+            if resolved is not None:
+                files[key] = resolved
+                self.needs.append(FileNeed(path + (key,), files[key], "file"))
         return TLS(files["cert"], files["key"]) if len(files) == 2 else None
 
     def app(self, value: Any) -> App | None:
