@@ -23,7 +23,6 @@ import dataclasses
 import re
 import unicodedata
 from collections.abc import Mapping
-from pathlib import PurePath
 from typing import Any
 
 from deployer.errors import DeployerError, EXIT_BAD_INPUT
@@ -64,20 +63,26 @@ def check_context(ctx: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _config(where: str, value: Any) -> None:
-    if value is None or isinstance(value, (bool, int)):
+    """Walk containers and dataclasses; every leaf must read as ``CONFIG_VALUE``.
+
+    Callables (helpers a template calls) are not values: their results are
+    what the templates' own text makes of checked values.
+    """
+    if value is None or isinstance(value, (bool, int, float)) or callable(value) and not isinstance(value, type):
         return
-    if isinstance(value, (str, PurePath)):
-        if not CONFIG_VALUE.fullmatch(str(value)):
-            raise UnsafeValue(where, str(value))
-    elif isinstance(value, (tuple, list)):
+    if isinstance(value, (tuple, list, set, frozenset)):
         for index, item in enumerate(value):
             _config(f"{where}[{index}]", item)
-    elif dataclasses.is_dataclass(value):
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _config(f"{where} key", key)
+            _config(f"{where}[{key!r}]", item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         for field in dataclasses.fields(value):
             if field.name not in NOT_INTERPOLATED:
                 _config(f"{where}.{field.name}", getattr(value, field.name))
-    else:
-        raise UnsafeValue(where, repr(value))  # a type no template should receive
+    elif not CONFIG_VALUE.fullmatch(str(value)):  # str, paths, and whatever prints into a template
+        raise UnsafeValue(where, str(value))
 
 
 def _env_pair(where: str, pair: tuple[str, str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deployer.config.inventory import load_inventory
-from deployer.core.guard import UnsafeValue
+from deployer.core.guard import UnsafeValue, check_context
 from deployer.core.render import render_host
 from deployer.errors import InventoryError
 from tests import factories
@@ -95,6 +95,14 @@ def test_render_refuses_a_control_character_in_an_env_value() -> None:
     inventory = factories.inventory(app_=factories.app(env={"A": "x\x1b]0;pwned\a"}))
     with pytest.raises(UnsafeValue, match="not shown"):
         render_host(inventory, inventory.hosts[0])
+
+
+def test_guard_walks_mappings_and_skips_helpers() -> None:
+    with pytest.raises(UnsafeValue):
+        check_context({"options": {"bind": "unix:/run/x.sock;evil"}})
+    with pytest.raises(UnsafeValue):
+        check_context({"options": {"a b": "1"}})
+    assert check_context({"helper": len, "ratio": 1.5, "options": {"bind": "unix:/run/x.sock"}})
 
 
 def test_render_accepts_every_benign_combination() -> None:
