@@ -619,7 +619,8 @@ def validate(doc: YamlDoc, file: str, path: Path, tls_dirs: tuple[Path, ...] = (
 
     entries, groups = _host_entries(v, top)
     hosts = _resolve_hosts(v, defaults, entries, groups)
-    if not hosts and not entries and isinstance(data.get("app"), dict):
+    host_problems = any(p.path.startswith(("groups", "hosts")) for p in v.problems)
+    if not hosts and not entries and isinstance(data.get("app"), dict) and not host_problems:
         v.problem((), "no hosts: list them under groups/<group>/hosts or hosts")
 
     templates_dir = None
