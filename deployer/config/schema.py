@@ -80,11 +80,13 @@ RESERVED_APP_NAMES = frozenset("""
     basic sysinit sockets timers paths slices local-fs remote-fs init user session login
     deployer security charset alternatives pam ssl sudoers skel profile modprobe sysctl ld python3
     python bash sh hosts hostname passwd group gshadow environment fstab machine-id localtime
-    opt srv var tmp home usr etc proc dev run boot lib lib64 sbin media mnt
+    opt srv var tmp home usr etc proc dev run boot lib lib64 sbin media mnt ssh-agent cloud-init
+    cloud-config cloud-final
 """.split())
-RESERVED_APP_PREFIXES = ("systemd-", "dbus-", "debian-", "apt-", "dpkg-", "getty", "serial-getty",
-                         "user-", "ssh-", "sshd-", "nginx-", "apache2-", "apache-", "php", "postgresql",
-                         "mysql", "mariadb", "redis", "python3-", "snap-", "cloud-")
+# Families of units and users: systemd-networkd, dbus-broker, debian-exim, apt-daily,
+# dpkg-db-backup, serial-getty, nginx-debug, apache-htcacheclean, postgresql@, redis-server.
+RESERVED_APP_PREFIXES = ("systemd-", "dbus-", "debian-", "apt-", "dpkg-", "serial-getty", "nginx-",
+                         "apache2-", "apache-", "php-", "postgresql", "mysql-", "mariadb", "redis-")
 
 # deploy_root: the app's tree lives at <deploy_root>/<app>, managed by root. Refused:
 # these trees and everything below them (system files, memory file systems, other
@@ -98,7 +100,6 @@ SYSTEM_TREES = tuple(PurePosixPath(p) for p in (
 ))
 # ... and these exact directories (their children, like /var/www or /opt/apps, are fine).
 SYSTEM_DIRS = tuple(PurePosixPath(p) for p in ("/", "/var", "/var/lib", "/mnt"))
-LOCAL_PATH_FORBIDDEN = ("\n", "\r", "\0")
 
 
 class Invalid(ValueError):
