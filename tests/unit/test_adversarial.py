@@ -13,6 +13,8 @@ line 5, a host's extra settings by ``host()`` on line 9.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -306,3 +308,20 @@ def test_hostile_input_is_refused_cleanly(project: Path, text: str | bytes, line
         assert not out.exists(), "something was rendered"
         for message in result.stderr.splitlines()[:-1]:  # no forged line: each starts where the problem is
             assert message.startswith(f"{file}:"), message
+
+
+@pytest.mark.parametrize("case_id", ["yaml-alias-bomb", "yaml-deep-flow", "yaml-merge-bomb", "secrets-u2028",
+                                     "enc-nul", "inject-address-zone-id"])
+def test_hostile_input_in_a_real_process(project: Path, case_id: str) -> None:
+    """The same through ``python -m deployer.cli``: the interpreter's own limits (stack, memory) apply."""
+    text, line, secrets_body, file = next(c.values for c in CASES if c.id == case_id)
+    (project / "inv.yml").write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    if secrets_body is not None:
+        (project / "secrets.env").write_bytes(secrets_body)
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "deployer.cli", "render", "-i", "inv.yml", "--out", "out"],
+                            capture_output=True, text=True, timeout=30, cwd=project)
+    assert time.monotonic() - start < 5
+    assert result.returncode == 2 and result.stdout == ""
+    assert "Traceback" not in result.stderr and (f"{file}:{line}: " if line else f"{file}:") in result.stderr
+    assert not (project / "out").exists()
