@@ -32,7 +32,7 @@ def bad_character(line: str) -> str | None:
 def parse_dotenv(text: str, file: str) -> tuple[dict[str, Secret], list[Problem]]:
     values: dict[str, Secret] = {}
     problems: list[Problem] = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):  # a BOM is no key
         line = line[:-1] if line.endswith("\r") else line
         bad = bad_character(line)
         if bad:

@@ -191,8 +191,8 @@ def test_secrets_control_characters_are_refused(project: Path, body: str) -> Non
     assert message.startswith("secrets.env:1: character U+") and "a" not in message.split("U+")[0][-3:]
 
 
-def test_secrets_tab_and_crlf_are_fine(project: Path) -> None:
-    (project / "secrets.env").write_bytes(b"A=x\ty\r\nB='q'\r\n")
+def test_secrets_tab_crlf_and_a_bom_are_fine(project: Path) -> None:
+    (project / "secrets.env").write_bytes("\ufeffA=x\ty\r\nB='q'\r\n".encode())
     app = load_inventory(write(project, BASE.replace("  wsgi: app:app\n", "  wsgi: app:app\n  secrets: secrets.env\n"))).app
     assert {k: v.reveal() for k, v in app.secrets.items()} == {"A": "x\ty", "B": "q"}
 
