@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core.guard import check_context
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
@@ -195,7 +196,7 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
     """What every template sees."""
     app = inventory.app
     layout = Layout.of(app, host)
-    return {
+    return check_context({  # every value re-checked before any template sees it
         "app": app,
         "host": host,
         "layout": layout,
@@ -215,7 +216,7 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "service_unit": f"{app.name}.service",
         "env_pairs": env_lines(app, reveal_secrets=reveal_secrets),
         "modules": apache_modules(host),
-    }
+    })
 
 
 # Not for the transient units of hooks and exec: removing the app user's IPC objects
