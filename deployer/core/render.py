@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import jobs
 from deployer.core.guard import check_context
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
@@ -175,7 +176,13 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
     )
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
+    env.filters["without_directives"] = without_directives
     return env
+
+
+def without_directives(text: str, *names: str) -> str:
+    """``text`` without the unit lines that set one of ``names``."""
+    return "\n".join(line for line in text.splitlines() if line.strip().split("=", 1)[0] not in names) + "\n"
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
@@ -262,6 +269,9 @@ def render_host(
     for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
         files.append(_render_spec(inventory, spec, ctx))
 
+    # Background processes and scheduled jobs: the same units on every stack.
+    files += [_render_job(inventory, job, ctx) for job in jobs.job_files(app)]
+
     # Environment and secrets: readable by root and the app's group only.
     files.append(
         RenderedFile(
@@ -283,6 +293,17 @@ def render_host(
 
 def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:
     return RenderedFile(spec.path, _render(inventory, spec.template, ctx, tidy=spec.tidy), check=spec.check)
+
+
+def _render_job(inventory: Inventory, job: jobs.JobFile, ctx: Mapping[str, object]) -> RenderedFile:
+    app = inventory.app
+    own = check_context({
+        "job_name": job.name, "job_timeout": job.timeout,
+        "job_unit_stem": f"{app.name}-{job.name}",
+        "job_service": jobs.unit(app, job.name), "job_timer": jobs.unit(app, job.name, "timer"),
+    })
+    extra = {"exec_start": jobs.exec_words(job.argv), "on_calendar": jobs.calendar(job.on_calendar) if job.on_calendar else ""}
+    return RenderedFile(job.path, _render(inventory, job.template, {**ctx, **own, **extra}), check=Check.SYSTEMD)
 
 
 def file_metadata(inventory: Inventory, host: Host) -> dict[PurePosixPath, tuple[Check | None, bool]]:
