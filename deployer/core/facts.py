@@ -71,7 +71,19 @@ for path in q["files"]:
         out["files"][path] = None
 for path in q["links"]:
     out["links"][path] = os.readlink(path) if os.path.islink(path) else None
-for unit in q["units"]:
+managed = []  # the app's process and timer units, by the marker line deployer writes into them
+sysd = "/etc/systemd/system"
+for name in sorted(os.listdir(sysd)) if os.path.isdir(sysd) else []:
+    if name.startswith(q["app"] + "-") and name.endswith((".service", ".timer")):
+        try:
+            with open(os.path.join(sysd, name), encoding="utf-8", errors="replace") as f:
+                head = f.read(4096).splitlines()[:3]
+        except OSError:
+            continue
+        if any(l.startswith("# deployer-unit: app=%s kind=" % q["app"]) for l in head):
+            managed.append(name)
+out["managed_units"] = managed
+for unit in list(dict.fromkeys(q["units"] + managed)):
     show = run("systemctl", "show", unit, "-p", "ActiveState,UnitFileState,MainPID")
     props = dict(l.split("=", 1) for l in show.splitlines() if "=" in l)
     out["units"][unit] = {"active": props.get("ActiveState", ""), "enabled": props.get("UnitFileState", ""),
@@ -135,6 +147,7 @@ class Facts:
     links: dict[str, str | None] = field(default_factory=dict)
     units: dict[str, Unit] = field(default_factory=dict)
     serving: dict[str, str] = field(default_factory=dict)
+    managed_units: tuple[str, ...] = ()  # the app's process and timer units installed on the host
 
     @property
     def python_version(self) -> tuple[int, int]:
@@ -151,7 +164,7 @@ class Facts:
 # What a plan is made from. Free space, pids, what serves and the lock itself change on
 # their own (a crash-looping app flips its unit's active state): comparing them would
 # refuse the very deploy that fixes it.
-PLANNED_ON = ("python", "packages", "user", "current", "releases", "venvs", "files", "links")
+PLANNED_ON = ("python", "packages", "user", "current", "releases", "venvs", "files", "links", "managed_units")
 
 
 def drift(planned: Facts, now: Facts) -> tuple[str, ...]:
@@ -174,6 +187,7 @@ def facts_command(
     process_markers: tuple[str, ...] = (),
 ) -> Command:
     query = {
+        "app": layout.app,
         "app_root": str(layout.app_root),
         "user": user,
         "packages": list(packages),
@@ -200,6 +214,7 @@ def parse_facts(stdout: str) -> Facts:
         links=dict(data["links"]),
         units={k: Unit(**v) for k, v in data["units"].items()},
         serving=dict(data["serving"]),
+        managed_units=tuple(data.get("managed_units", ())),
     )
 
 

@@ -32,7 +32,9 @@ from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_l
 from deployer.artifact.release import Artifact, venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
+from deployer.core import jobs
 from deployer.stacks import Check, proxy_of, server_of
+from deployer.stacks.base import SYSTEMD_DIR
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0
@@ -167,6 +169,7 @@ class Applier:
                     result.error, result.status = hook_error, "failed"
             else:
                 self.run_hooks(plan.stage_hooks("after_switch"), self.live_env(plan.release_id))
+            self.retire()
             self.record("deployed")
             self.prune()
         except LockHeld as exc:
@@ -348,6 +351,8 @@ class Applier:
                 for c in self.plan.changes if c.file.check == Check.SYSTEMD
             ]
             self.run("validate", ("systemd-analyze", "verify", *map(str, staged)))
+            if self.plan.calendars:  # verify only warns about an OnCalendar it cannot parse
+                self.run("validate", ("systemd-analyze", "calendar", "--", *self.plan.calendars))
         if proxy.check in checks:
             self.run("validate", proxy.check_argv)
 
@@ -370,11 +375,31 @@ class Applier:
             self.run("restart", cmd.systemctl("restart", *self.plan.services), timeout=120)
         if restart_app and self.plan.daemons:
             self.restart_daemons()
+        if self.plan.restart_workers:
+            self.say(f"restarting {' '.join(self.plan.restart_workers)}")
+            self.run("restart", cmd.systemctl("restart", *self.plan.restart_workers), timeout=self.stop_timeout())
+        if self.plan.restart_timers:
+            self.run("restart", cmd.systemctl("restart", *self.plan.restart_timers), timeout=120)
         others = [u for u in enable if u not in own_sockets]
         if others:
             self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
         if reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
             self.run("reload", proxy_of(self.host).reload(), timeout=120)
+
+    def stop_timeout(self) -> float:
+        """How long a restart of the processes may take: the longest stop_timeout, then a start."""
+        return max((p.stop_timeout for p in self.inventory.app.processes), default=30) + 90
+
+    def retire(self) -> None:
+        """Stop, disable and remove the process and timer units the inventory (or the release) no longer has."""
+        units = self.plan.retire_units
+        if not units:
+            return
+        self.say(f"removing {' '.join(units)}")
+        self.run("retire", cmd.systemctl("disable", "--now", *units), timeout=self.stop_timeout())
+        self.run("retire", cmd.remove_paths(SYSTEMD_DIR / u for u in units))
+        self.run("retire", cmd.systemctl("daemon-reload"))
+        self._quiet(cmd.systemctl("reset-failed", *units))
 
     def restart_daemons(self) -> None:
         """mod_wsgi: new daemon processes on the new release, Apache left alone (see cmd.restart_daemons)."""
@@ -391,7 +416,7 @@ class Applier:
         deadline = time.monotonic() + SERVING_DEADLINE + draining
         while True:
             facts = gather_facts(self.remote, self.inventory, ())
-            expected = self.plan.services + self.plan.daemons
+            expected = self.plan.services + self.plan.daemons + self.plan.workers
             wrong = {k: v for k, v in facts.serving.items() if k in expected and v != release_path}
             missing = [k for k in expected if k not in facts.serving]
             if not wrong and not missing:
@@ -454,12 +479,16 @@ class Applier:
             return "failed"
         self.say("rolling back")
         configs_touched = bool(self.installed or self.links_made)
+        ours = jobs.units_of(self.inventory.app.name, self.files).all
+        new_units = [c.file.path.name for c in plan.changes if c.old is None and c.file.path.name in ours]
+        if new_units:  # processes and timers this deploy added: stopped before their files go
+            self._quiet(cmd.systemctl("disable", "--now", *new_units))
         self.undo_configs()
         if plan.units_changed:
             self._quiet(cmd.systemctl("daemon-reload"))
         proxy = proxy_service(self.host)
         if plan.previous is None:
-            units = app_units(self.inventory.app, self.host)
+            units = app_units(self.inventory.app, self.host) + plan.workers + jobs.units_of(self.inventory.app.name, self.files).timers
             if units:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
@@ -469,6 +498,9 @@ class Applier:
         self._quiet(cmd.switch_current(self.layout, plan.previous))
         if plan.services:
             self._quiet(cmd.systemctl("restart", *plan.services))
+        workers = [u for u in plan.workers if u not in new_units]
+        if workers:  # back on the previous release and unit files
+            self._quiet(cmd.systemctl("restart", *workers))
         # mod_wsgi with Apache's config as it was: new daemons suffice (no reload, no 503s); else reload
         daemons_restarted = bool(plan.daemons) and not configs_touched and all(
             [self._quiet(cmd.restart_daemons(proxy, marker)) for marker in plan.daemons])
