@@ -54,6 +54,7 @@ out["current"] = {
     "in_releases": bool(target) and os.path.dirname(target) == os.path.realpath(q["releases"]),
     "has_app": bool(target) and any(os.path.exists(os.path.join(target, p)) for p in q["app_files"]),
     "has_venv": bool(target) and os.path.isfile(os.path.join(target, ".venv", "bin", "python")),
+    "target": target,
 }
 
 procs = []  # (user, cgroups, argv0) of every process, from one pass over /proc
@@ -69,13 +70,17 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
 
 out["units"] = {}
 for unit in q["units"]:
-    show = subprocess.run(["systemctl", "show", unit, "-p", "ActiveState,SubState,UnitFileState,ControlGroup"],
+    show = subprocess.run(["systemctl", "show", unit, "-p", "ActiveState,SubState,UnitFileState,ControlGroup,MainPID"],
                           capture_output=True, text=True).stdout
     props = dict(l.split("=", 1) for l in show.splitlines() if "=" in l)
     cg = props.get("ControlGroup", "")
     users = [u for u, groups, _ in procs if cg and any(g == cg or g.startswith(cg + "/") for g in groups)]
     out["units"][unit] = {"active": props.get("ActiveState", ""), "sub": props.get("SubState", ""),
                           "enabled": props.get("UnitFileState", ""), "users": sorted(set(users)), "processes": len(users)}
+    try:
+        out["units"][unit]["cwd"] = os.readlink("/proc/%d/cwd" % int(props.get("MainPID") or 0)) if int(props.get("MainPID") or 0) else None
+    except (OSError, ValueError):
+        out["units"][unit]["cwd"] = None
 
 marker = q["process_marker"]
 out["daemons"] = [u for u, _, argv0 in procs if marker and len(argv0.rstrip(" ")) > 6 and marker.startswith(argv0.rstrip(" "))]  # cut display-name
