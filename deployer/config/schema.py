@@ -357,6 +357,9 @@ def shell_script(value: Any) -> str:
     return value
 
 
+HOST_NAME = regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")
+
+
 def job_name(value: Any) -> str:
     """A process or timer name: part of the unit name ``<app>-<name>.service``."""
     name = regex(JOB_NAME_RE, "a name matching ^[a-z][a-z0-9-]{0,20}$")(value)
@@ -571,24 +574,20 @@ class _Validator:
             return None
         return Hook(argv, shell="shell" in raw, run_once=run_once, timeout=timeout)
 
-    def job_entries(self, path: tuple[str | int, ...], value: Any, what: str) -> list[tuple[str, Any]]:
-        """(name, setting) of ``app.processes`` / ``app.timers`` whose name passes the allowlist."""
+    def named(self, path: tuple[str | int, ...], value: Any, what: str,
+              convert: Callable[[Any], Any]) -> list[tuple[str, Any]]:
+        """(name, value) of a mapping keyed by names (hosts, processes, timers) whose name ``convert`` accepts."""
         if value is None:
             return []
         if not isinstance(value, dict):
-            self.problem(path, f"expected a mapping of {what} by name, got {describe(value)}")
+            self.problem(path, f"expected a mapping of {what}, got {describe(value)}")
             return []
-        out = []
-        for key, item in value.items():
-            name = self.field(path + (key,), key, job_name)
-            if name is not None:
-                out.append((name, item))
-        return out
+        return [(key, item) for key, item in value.items() if self.field(path + (key,), key, convert) is not None]
 
     def processes(self, path: tuple[str | int, ...], value: Any) -> tuple[Process, ...]:
         """``name: [argv...]`` or ``name: {run: [argv...], stop_timeout: seconds}``."""
         out = []
-        for name, item in self.job_entries(path, value, "processes"):
+        for name, item in self.named(path, value, "processes by name", job_name):
             if isinstance(item, dict):
                 raw = self.mapping(path + (name,), item, PROCESS_KEYS, "process settings")
                 if "run" not in raw:
@@ -605,7 +604,7 @@ class _Validator:
     def timers(self, path: tuple[str | int, ...], value: Any, taken: set[str]) -> tuple[Timer, ...]:
         """``name: {run: [argv...], on_calendar: daily, timeout: seconds}``."""
         out = []
-        for name, item in self.job_entries(path, value, "timers"):
+        for name, item in self.named(path, value, "timers by name", job_name):
             if name in taken:
                 self.problem(path + (name,), f"'{name}' is also a process: both would be {name}.service")
                 continue
@@ -756,15 +755,8 @@ def _host_entries(v: _Validator, top: dict[str, Any]) -> tuple[list[_Entry], dic
     groups: dict[str, _Group] = {}
 
     def host_block(path: tuple[str | int, ...], value: Any) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, dict):
-            v.problem(path, f"expected a mapping of host name to settings, got {describe(value)}")
-            return []
         names = []
-        for name, settings in value.items():
-            if v.field(path + (name,), name, regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")) is None:
-                continue
+        for name, settings in v.named(path, value, "host name to settings", HOST_NAME):
             has_address = isinstance(settings, dict) and "address" in settings
             entries.append(_Entry(name, path + (name,), v.host_settings(path + (name,), settings, on_host=True), has_address))
             names.append(name)
