@@ -209,6 +209,7 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         problems.append(f"user {app.user} is root: the app must run as an unprivileged user")
     if facts.lock is not None:
         problems.append("locked")
+    problems += foreign_units(app, files, facts)
 
     existing = next((r for r in facts.releases if r.id.endswith("-" + target.short_hash)), None)
     release_id = existing.id if existing else target.release_id
@@ -278,6 +279,18 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         retire_units=tuple(u for u in facts.managed_units if u not in mine.all),
         calendars=mine.calendars,
     )
+
+
+def foreign_units(app: App, files: tuple[RenderedFile, ...], facts: Facts) -> list[str]:
+    """A process or timer unit path the host already has for something else (another app's, or hand-made)."""
+    out = []
+    for name in jobs.units_of(app.name, files).all:
+        live = facts.files.get(str(jobs.SYSTEMD_DIR / name))
+        if live is not None and jobs.kind_of(app.name, live.content) is None:
+            owner = jobs.MARKER_RE.search(live.content)
+            whose = f"app {owner.group(1)}'s" if owner else "not deployer's"
+            out.append(f"{jobs.SYSTEMD_DIR / name} exists and is {whose}: rename the process or timer")
+    return out
 
 
 def job_restarts(mine: jobs.JobUnits, changes: list[Change], facts: Facts, switch: bool, release_path: str,

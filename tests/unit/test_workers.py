@@ -285,3 +285,15 @@ def test_live_unit_content_is_compared_like_every_config() -> None:
     plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), replace(live, files=files))
     assert [c.file.path.name for c in plan.changes] == ["hello-worker.service"]
     assert plan.restart_workers == ("hello-worker.service",) and not plan.restart_app
+
+
+def test_a_unit_of_another_app_or_by_hand_is_never_overwritten() -> None:
+    inv, host = inv_with()
+    live = converged_with_jobs(inv, host)
+    files = dict(live.files)
+    files["/etc/systemd/system/hello-worker.service"] = LiveFile("x", 0o644, "[Service]\nExecStart=/usr/local/bin/mine\n")
+    # app hello-x's process "cleanup" would be hello-x-cleanup.service; its marker names it all the same
+    files["/etc/systemd/system/hello-cleanup.timer"] = LiveFile("x", 0o644, "# deployer-unit: app=hello-x kind=timer\n[Timer]\n")
+    plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), replace(live, files=files))
+    assert plan.problems == ("/etc/systemd/system/hello-worker.service exists and is not deployer's: rename the process or timer",
+                             "/etc/systemd/system/hello-cleanup.timer exists and is app hello-x's: rename the process or timer")
