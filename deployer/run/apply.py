@@ -38,6 +38,7 @@ from deployer.stacks.base import SYSTEMD_DIR
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0
+WORKER_SETTLE = 3.0  # a process must still run, same pid, this long after the gate saw it (RestartSec=2)
 
 
 class StepFailed(DeployerError):
@@ -425,6 +426,8 @@ class Applier:
                 detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
                 raise StepFailed("serving", f"expected {release_path}: {detail}")
             time.sleep(0.3)
+        if self.plan.workers:
+            self.settle_workers(facts, release_path)
         self.say(f"health check {self.health_url()}")
         outcome = self.remote.run(self.health_command(), check=False, timeout=HEALTH_DEADLINE + 15)
         if not outcome.ok:
@@ -436,6 +439,21 @@ class Applier:
                 raise StepFailed("verify", failure)
         if self.installed:
             self._quiet(cmd.drop_backups(self.installed))
+
+    def settle_workers(self, seen: Facts, release_path: str) -> None:
+        """A process that exits right after it started (``/usr/bin/env`` found no such command) fails the gate.
+
+        Type=exec reports a start once ``env`` runs; Restart= then starts it again, so one
+        sample could catch it alive. The same pid on the release a little later cannot.
+        """
+        time.sleep(WORKER_SETTLE)
+        now = gather_facts(self.remote, self.inventory, ())
+        pid = lambda facts, unit: facts.units[unit].pid if unit in facts.units else 0  # noqa: E731
+        gone = [u for u in self.plan.workers
+                if not pid(now, u) or pid(now, u) != pid(seen, u) or now.serving.get(u) != release_path]
+        if gone:
+            raise StepFailed("serving", f"{', '.join(gone)} did not stay up on {release_path} "
+                                        "(it exited or was restarted: see deployer logs)")
 
     def health_url(self) -> str:
         host = self.host

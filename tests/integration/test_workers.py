@@ -136,6 +136,24 @@ def test_code_change_moves_the_worker_to_the_new_release_and_rollback_back(lab, 
         assert cwd == before[name], name
 
 
+def test_a_process_that_cannot_run_fails_the_deploy_and_rolls_back_with_the_app(lab, project) -> None:
+    before = {name: current(lab, name) for name in HOSTS}
+    project.doc["app"]["processes"]["broken"] = ["no-such-command-in-the-venv"]
+    project.save()
+    project.change_code("broken-worker")
+    code, results = project.deploy_json()
+    assert code != 0 and {r["status"] for r in results.values()} == {"rolled-back"}, results
+    for name in HOSTS:
+        assert "hello-broken.service did not stay up" in results[name]["error"], results[name]
+        assert current(lab, name) == before[name], name
+        _, cwd, _ = advancing(lab, name)
+        assert cwd == before[name], name  # the worker is back on the release it ran before
+        assert ssh(lab, name, "sh", "-c", "test -e /etc/systemd/system/hello-broken.service && echo present").strip() == ""
+        assert ssh(lab, name, "systemctl", "is-active", "hello-broken.service").strip() != "active", name
+    del project.doc["app"]["processes"]["broken"]
+    project.save()
+
+
 def test_a_process_removed_from_the_inventory_is_stopped_and_its_unit_removed(lab, project) -> None:
     project.doc["app"].pop("processes")
     project.doc["app"].pop("timers")

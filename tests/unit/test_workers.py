@@ -297,3 +297,52 @@ def test_a_unit_of_another_app_or_by_hand_is_never_overwritten() -> None:
     plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), replace(live, files=files))
     assert plan.problems == ("/etc/systemd/system/hello-worker.service exists and is not deployer's: rename the process or timer",
                              "/etc/systemd/system/hello-cleanup.timer exists and is app hello-x's: rename the process or timer")
+
+
+# --- apply: the commands sent, against a recorded fake connection ----------------------------
+
+
+def applier_for(inv, host, plan):
+    from tests.unit.test_hooks_apply import ARTIFACT, FakeRemote
+    from deployer.run.apply import Applier
+
+    remote = FakeRemote(host)
+    return Applier(remote, inv, plan, render_host(inv, host, reveal_secrets=True), ARTIFACT), remote
+
+
+def test_apply_restarts_the_processes_after_the_app_and_retires_dropped_units() -> None:
+    inv, host = inv_with()
+    live = converged_with_jobs(inv, host)
+    switched = plan_host(inv, host, replace(TARGET, short_hash="bbbbbbbbbbbb", release_id="20261126T000000Z-bbbbbbbbbbbb"),
+                         render_host(inv, host, reveal_secrets=True), live)
+    app, remote = applier_for(inv, host, switched)
+    app.restart(switched.enable_units, switched.restart_app, switched.reload_proxy)
+    restarts = [c for c in remote.calls if c[:2] == ("systemctl", "restart")]
+    assert restarts == [("systemctl", "restart", "hello.service"), ("systemctl", "restart", "hello-worker.service")]
+
+    dropped = f.inventory(host, app_=replace(inv.app, processes=(), timers=()))
+    plan = plan_host(dropped, host, TARGET, render_host(dropped, host, reveal_secrets=True), live)
+    app, remote = applier_for(dropped, host, plan)
+    app.retire()
+    units = tuple(sorted(UNITS))
+    assert remote.calls[:3] == [("systemctl", "disable", "--now", *units),
+                                ("rm", "-rf", "--", *(f"/etc/systemd/system/{u}" for u in units)),
+                                ("systemctl", "daemon-reload")]
+
+
+def test_a_failed_deploy_stops_the_processes_it_added_and_restarts_the_others_on_the_old_release() -> None:
+    from deployer.run.apply import StepFailed
+
+    inv, host = inv_with(timers=())
+    old = f.inventory(host, app_=replace(inv.app, processes=()))
+    live = replace(converged(old, host), managed_units=())
+    plan = plan_host(inv, host, replace(TARGET, short_hash="bbbbbbbbbbbb", release_id="20261126T000000Z-bbbbbbbbbbbb"),
+                     render_host(inv, host, reveal_secrets=True), live)
+    assert plan.enable_units == ("hello-worker.service",)
+    app, remote = applier_for(inv, host, plan)
+    app.live, app.installed = True, [c.file.path for c in plan.changes]
+    assert app.recover(StepFailed("health", "503")) == "rolled-back"
+    stop = remote.calls.index(("systemctl", "disable", "--now", "hello-worker.service"))
+    restore = next(i for i, c in enumerate(remote.calls) if c[:2] == ("sh", "-c") and ".deployer-old" in c[2] and "mv -f" in c[2])
+    assert stop < restore  # stopped while its unit file is still there
+    assert ("systemctl", "restart", "hello-worker.service") not in remote.calls
