@@ -144,7 +144,8 @@ def test_a_process_that_cannot_run_fails_the_deploy_and_rolls_back_with_the_app(
     code, results = project.deploy_json()
     assert code != 0 and {r["status"] for r in results.values()} == {"rolled-back"}, results
     for name in HOSTS:
-        assert "hello-broken.service did not stay up" in results[name]["error"], results[name]
+        error = results[name]["error"]
+        assert error.startswith("serving: ") and "hello-broken.service" in error, results[name]
         assert current(lab, name) == before[name], name
         _, cwd, _ = advancing(lab, name)
         assert cwd == before[name], name  # the worker is back on the release it ran before
