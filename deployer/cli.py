@@ -23,6 +23,7 @@ from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.core.outcomes import DEPLOY_FAILURES, DeployStatus
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
 from deployer.init.writer import init
@@ -158,9 +159,9 @@ def _summary(results: list) -> None:
 
 def exit_code_for(results: list) -> int:
     statuses = {r.status for r in results}
-    if statuses & {"failed", "rolled-back", "skipped"}:
+    if statuses & DEPLOY_FAILURES:
         return EXIT_FAILED
-    if "locked" in statuses:
+    if DeployStatus.LOCKED in statuses:
         return EXIT_LOCKED
     return EXIT_OK
 
@@ -286,7 +287,7 @@ def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: b
     inventory, hosts = load(inventory_path, limit)
     results, cancelled = _rollout(
         lambda cancel: rollout.rollback(inventory, hosts, to=to, progress=_progress(False), cancel=cancel), as_json)
-    ok = all(r.status == "rolled-back-to" for r in results)
+    ok = all(r.status == DeployStatus.ROLLED_BACK_TO for r in results)
     sys.exit(130 if cancelled else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)
 
 

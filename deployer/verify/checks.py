@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from deployer.core.layout import Layout
+from deployer.core.outcomes import CheckOutcome
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import process_marker, required_links
 from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
@@ -341,13 +342,13 @@ def judge(name: str, s: Settings, p: Probe) -> str | None:
     return JUDGES[name](s, p)
 
 
-def verdict(name: str, s: Settings, p: Probe, outcomes: dict[str, str]) -> tuple[str, str]:
+def verdict(name: str, s: Settings, p: Probe, outcomes: dict[str, str]) -> tuple[CheckOutcome, str]:
     """(outcome, reason) of one check, given the outcomes so far on the host."""
     blocked = blocked_by(name, outcomes)
     if blocked:
-        return "skipped", f"not checked: {', '.join(blocked)} failed"
+        return CheckOutcome.SKIPPED, f"not checked: {', '.join(blocked)} failed"
     reason = judge(name, s, p) or ""
-    return ("failed" if reason else "passed"), reason
+    return (CheckOutcome.FAILED if reason else CheckOutcome.PASSED), reason
 
 
 def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -362,5 +363,5 @@ def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, 
 
 def blocked_by(name: str, outcomes: dict[str, str]) -> tuple[str, ...]:
     """Prerequisites of ``name`` that failed on this host (those not run do not block)."""
-    return tuple(dep for dep in DEPENDS.get(name, ()) if outcomes.get(dep) == "failed")
+    return tuple(dep for dep in DEPENDS.get(name, ()) if outcomes.get(dep) == CheckOutcome.FAILED)
 

@@ -22,6 +22,7 @@ import testinfra.host
 from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
 from deployer.config.model import Host
+from deployer.core.outcomes import CheckOutcome
 from deployer.verify.backend import RemoteBackend
 from deployer.verify.checks import probe_query
 from deployer.verify.probe import probe_command
@@ -107,7 +108,7 @@ class Recorder:
         report = yield
         if report.failed:  # a user test file that does not import: a failed check, not a crash
             name = f"{self.relative(collector.path)} (collect)"
-            self.results[name] = {"outcome": "failed", "reason": reason_of(report), "seconds": 0.0}
+            self.results[name] = {"outcome": CheckOutcome.FAILED, "reason": reason_of(report), "seconds": 0.0}
         return report
 
     @pytest.hookimpl(wrapper=True)
@@ -121,10 +122,11 @@ class Recorder:
         name = report.deployer_check
         if report.passed and report.when != "call":
             return
-        if report.when == "teardown" and self.results.get(name, {}).get("outcome") == "failed":
+        if report.when == "teardown" and self.results.get(name, {}).get("outcome") == CheckOutcome.FAILED:
             return  # the first failure is the reason
-        outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
-        reason = reason_of(report) if outcome != "passed" else ""
+        outcome = (CheckOutcome.FAILED if report.failed else CheckOutcome.SKIPPED if report.skipped
+                   else CheckOutcome.PASSED)
+        reason = reason_of(report) if outcome != CheckOutcome.PASSED else ""
         if report.failed and report.when != "call":
             reason = f"error in {report.when}: {reason}"
         self.results[name] = {"outcome": outcome, "reason": reason, "seconds": round(report.duration, 3)}

@@ -21,6 +21,7 @@ from pathlib import Path
 from deployer.errors import UsageError
 from deployer.remote.ssh import Remote
 from deployer.config.model import Host, Inventory
+from deployer.core.outcomes import CheckOutcome
 from deployer.run.rollout import parallel, read_tls, secrets_of
 from deployer.secret import Secret, mask_text
 from deployer.verify import suite
@@ -88,7 +89,7 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
 
 
 def parse_results(host: str, doc: dict, secrets: tuple[Secret, ...], seconds: float) -> HostReport:
-    checks = [CheckResult(c["name"], c["outcome"], masked(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
+    checks = [CheckResult(c["name"], CheckOutcome(c["outcome"]), masked(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
     error = masked(doc["error"], secrets) if doc.get("error") else None
     return HostReport(host, checks, error, seconds)
 
