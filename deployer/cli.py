@@ -23,6 +23,7 @@ from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.core.hostview import host_json
 from deployer.core.outcomes import DEPLOY_FAILURES, DeployStatus
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
@@ -96,23 +97,8 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "hooks": {stage: [mask_text(str(h), app.secrets.values()) + (" (run_once)" if h.run_once else "")
                               for h in app.hooks.stage(stage)] for stage in HOOK_STAGES if app.hooks.stage(stage)},
         },
-        "hosts": {host.name: _host_view(host) for host in hosts},
+        "hosts": {host.name: {k: v for k, v in host_json(host).items() if k != "name"} for host in hosts},
     }
-
-
-def _host_view(host: Host) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for key, value in vars(host).items():
-        if key == "name":
-            continue
-        if key == "tls" and value is not None:
-            value = {"cert": str(value.cert), "key": str(value.key)}
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif value is not None and not isinstance(value, (str, int, bool)):
-            value = str(value)
-        view[key] = value
-    return view
 
 
 @main.command()

@@ -14,12 +14,10 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from deployer.core.layout import Layout
-from deployer.core.outcomes import CheckOutcome
 from deployer.config.model import Host, Inventory
-from deployer.core.plan import process_marker, required_links
-from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
-                             tls_cert_path, tls_key_path)
+from deployer.core.hostview import HostView
+from deployer.core.outcomes import CheckOutcome
+from deployer.core.render import HSTS, SECURITY_HEADERS, STATIC_MAX_AGE
 
 Settings = dict[str, Any]
 Probe = dict[str, Any]
@@ -47,36 +45,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
 
 
 def settings(inventory: Inventory, host: Host) -> Settings:
-    """A host's resolved settings as plain JSON data: the checks' input and the ``deployer_host`` fixture.
-
-    Secret values never enter it: only their names.
-    """
-    app = inventory.app
-    layout = Layout.of(app, host)
-    module = app.wsgi.module.replace(".", "/")
-    return {
-        "name": host.name, "address": host.address, "groups": list(host.groups),
-        "ssh_user": host.ssh_user, "server": host.server, "proxy": host.proxy,
-        "server_names": list(host.server_names), "server_name": host.server_name,
-        "http_port": host.http_port, "https_port": host.https_port, "tls": host.tls is not None,
-        "workers": host.workers, "threads": host.threads, "timeout": host.timeout,
-        "app": {
-            "name": app.name, "user": app.user, "wsgi": str(app.wsgi), "health": app.health,
-            "env": dict(app.env), "secret_names": sorted(app.secrets),
-            "static": {"url": app.static.url, "dir": app.static.dir} if app.static else None,
-            "app_files": [f"{module}.py", f"{module}/__init__.py"],
-        },
-        "layout": {
-            "app_root": str(layout.app_root), "releases": str(layout.releases), "current": str(layout.current),
-            "shared": str(layout.shared), "env_file": str(layout.env_file), "socket": str(layout.socket),
-        },
-        "units": list(app_units(app, host)),
-        "proxy_service": proxy_service(host),
-        "site": str(site_path(app, host)),
-        "site_link": str(next(link.path for link in required_links(app, host) if "sites-enabled" in str(link.path))),
-        "process_marker": (process_marker(app, host) or ("",))[0],
-        "tls_files": {"cert": str(tls_cert_path(app)), "key": str(tls_key_path(app))} if host.tls else None,
-    }
+    """A host's resolved settings as plain JSON data (see ``HostView.settings``): the checks' input."""
+    return HostView.of(inventory, host).settings()
 
 
 def applicable(s: Settings) -> tuple[str, ...]:

@@ -4,7 +4,7 @@ The runner starts one pytest process per host (pytest is not thread-safe in
 one process) with ``--deployer-spec FILE``: the host's connection settings,
 its resolved settings and the built-in checks that apply to it. This plugin
 gives tests the ``host`` fixture (testinfra, over deployer's connection), the
-``deployer_host`` fixture (the settings) and the one-round-trip probe, and
+``deployer_host`` fixture (the settings, from the spec's ``HostView``) and the one-round-trip probe, and
 writes one result per check (name, outcome, one-line reason) to the results
 file the runner reads.
 """
@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 import testinfra.host
 
 from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
-from deployer.config.model import Host
+from deployer.core.hostview import HostView
 from deployer.core.outcomes import CheckOutcome
 from deployer.verify.backend import RemoteBackend
 from deployer.verify.checks import probe_query
@@ -43,14 +43,6 @@ def recorder(config: pytest.Config) -> "Recorder":
     if found is None:
         raise pytest.UsageError("deployer.verify.plugin needs --deployer-spec")
     return found
-
-
-def connection_host(conn: dict) -> Host:
-    """The Host to connect to, from the spec's connection settings."""
-    return Host(name=conn["name"], address=conn["address"], ssh_user=conn["ssh_user"], ssh_port=conn["ssh_port"],
-                ssh_key=Path(conn["ssh_key"]) if conn["ssh_key"] else None, become=conn["become"],
-                known_hosts=Path(conn["known_hosts"]) if conn["known_hosts"] else None,
-                host_key_policy=conn["host_key_policy"], deploy_root=PurePosixPath("/"))
 
 
 def one_line(text: str) -> str:
@@ -82,6 +74,7 @@ class Recorder:
 
     def __init__(self, spec: dict, rootpath: Path) -> None:
         self.spec = spec
+        self.view = HostView.from_json(spec["host"])
         self.rootpath = rootpath
         self.results: dict[str, dict] = {}
         self.error: str | None = None
@@ -139,14 +132,14 @@ class Recorder:
 @pytest.fixture(scope="session")
 def deployer_host(request: pytest.FixtureRequest) -> dict:
     """The host's resolved settings (server, proxy, names, ports, app, layout...): plain data, no secrets."""
-    return recorder(request.config).spec["settings"]
+    return recorder(request.config).view.settings()
 
 
 @pytest.fixture(scope="session")
 def host(request: pytest.FixtureRequest) -> testinfra.host.Host:
     """testinfra's Host, connected the way deploy connects (see deployer.verify.backend)."""
     rec = recorder(request.config)
-    remote = Remote(connection_host(rec.spec["connection"]))
+    remote = Remote(rec.view.host)
     try:
         remote.open()
     except DeployerError as exc:
