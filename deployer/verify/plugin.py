@@ -1,11 +1,11 @@
 """The pytest plugin of one host's verify run (loaded with ``-p deployer.verify.plugin``).
 
 The runner starts one pytest process per host (pytest is not thread-safe in
-one process) with ``--deployer-spec FILE``: the host's connection settings,
-its resolved settings and the built-in checks that apply to it. This plugin
-gives tests the ``host`` fixture (testinfra, over deployer's connection), the
-``deployer_host`` fixture (the settings, from the spec's ``HostView``) and the one-round-trip probe, and
-writes one result per check (name, outcome, one-line reason) to the results
+one process) with ``--deployer-spec FILE``: the host's ``HostView`` (its
+connection and resolved settings) and the built-in checks that apply to it.
+This plugin gives tests the ``host`` fixture (testinfra, over deployer's
+connection), the ``deployer_host`` fixture (the settings) and the
+one-round-trip probe, and writes one result per check (name, outcome, one-line reason) to the results
 file the runner reads.
 """
 
