@@ -292,7 +292,8 @@ def test_probe_reads_listening_ports_and_sockets(tmp_path) -> None:
     net.mkdir()
     head = "  sl  local_address rem_address   st\n"
     (net / "tcp").write_text(head + "   0: 00000000:0050 00000000:0000 0A\n   1: 0100007F:1F90 0100007F:C350 01\n")
-    (net / "tcp6").write_text(head + "   0: 00000000000000000000000000000000:01BB 00000000000000000000000000000000:0000 0A\n")
+    any6 = "0" * 32
+    (net / "tcp6").write_text(head + f"   0: {any6}:01BB {any6}:0000 0A\n")
     (net / "unix").write_text("Num RefCount Protocol Flags Type St Inode Path\n"
                               "0: 00000002 00000000 00010000 0001 01 100 /run/hello/gunicorn.sock\n"
                               "0: 00000002 00000000 00000000 0001 03 101 /run/client.sock\n")

@@ -58,4 +58,5 @@ def test_check_shows_the_hosts_own_settings() -> None:
     assert list(shown) == [fl.name for fl in dataclasses.fields(Host) if fl.name != "name"]
     assert shown["tls"] == {"cert": "/controller/tls/cert.pem", "key": "/controller/tls/key.pem"}
     assert shown["deploy_root"] == "/opt" and shown["ssh_key"] == "/controller/id_ed25519"
-    assert shown["groups"] == ["web", "eu"] and shown["become"] is True and shown["known_hosts"] == "/controller/known_hosts"
+    assert shown["groups"] == ["web", "eu"] and shown["become"] is True
+    assert shown["known_hosts"] == "/controller/known_hosts"
