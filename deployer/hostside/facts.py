@@ -108,20 +108,29 @@ def unit_state(show_output: str) -> Dict[str, Any]:
             "pid": int(props.get("MainPID") or 0)}
 
 
-def cwds_of(marker: str, proc: str = "/proc") -> List[str]:
-    """The working dirs of every process whose argv[0] starts with ``marker``, sorted."""
+def names_group(argv0: bytes, marker: bytes) -> bool:
+    """Whether argv[0] is the display-name ``marker``, maybe cut: mod_wsgi cuts it to Apache's argv[0] length."""
+    return len(argv0) > 6 and marker.startswith(argv0)
+
+
+def cwds_of(marker: str, uid: int, proc: str = "/proc") -> List[str]:
+    """The working dirs of every process of user ``uid`` whose argv[0] is the display-name ``marker``, sorted.
+
+    A cut name may also start another group's name: the app user's uid tells them apart.
+    """
     cwds = set()
     for pid in filter(str.isdigit, os.listdir(proc)):
         try:
             with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
-                if f.read().split(b"\0")[0].startswith(marker.encode()):
-                    cwds.add(os.readlink(os.path.join(proc, pid, "cwd")))
+                argv0 = f.read().split(b"\0")[0]
+            if names_group(argv0, marker.encode()) and os.stat(os.path.join(proc, pid)).st_uid == uid:
+                cwds.add(os.readlink(os.path.join(proc, pid, "cwd")))
         except OSError:
             pass
     return sorted(cwds)
 
 
-def units_and_serving(query: Dict[str, Any], run: Run, proc: str) -> tuple:
+def units_and_serving(query: Dict[str, Any], uid: Optional[int], run: Run, proc: str) -> tuple:
     """Each unit's state, and which dir each unit's main process and each marker's processes run in."""
     units, serving = {}, {}
     for unit in query["units"]:
@@ -131,8 +140,8 @@ def units_and_serving(query: Dict[str, Any], run: Run, proc: str) -> tuple:
                 serving[unit] = os.readlink(os.path.join(proc, str(units[unit]["pid"]), "cwd"))
             except OSError:
                 pass
-    for marker in query["process_markers"]:
-        cwds = cwds_of(marker, proc)
+    for marker in query["process_markers"] if uid is not None else ():  # no app user: no daemons of it
+        cwds = cwds_of(marker, uid, proc)
         if cwds:  # every process of the group: during a restart some may still run the old release
             serving[marker] = " and ".join(cwds)
     return units, serving
@@ -140,7 +149,8 @@ def units_and_serving(query: Dict[str, Any], run: Run, proc: str) -> tuple:
 
 def gather(query: Dict[str, Any], run: Run = run, proc: str = "/proc") -> Dict[str, Any]:
     root = query["app_root"]
-    units, serving = units_and_serving(query, run, proc)
+    app_user = user(query["user"])
+    units, serving = units_and_serving(query, app_user["uid"] if app_user else None, run, proc)
     dpkg = run("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *query["packages"])
     return {
         "python": "%d.%d.%d" % sys.version_info[:3],
@@ -150,7 +160,7 @@ def gather(query: Dict[str, Any], run: Run = run, proc: str = "/proc") -> Dict[s
         "serving": serving,
         "disk_free_mb": disk_free_mb(root),
         "packages": packages(query["packages"], dpkg),
-        "user": user(query["user"]),
+        "user": app_user,
         "current": link_name(os.path.join(root, "current")),
         "releases": releases(root),
         "venvs": venvs(root),

@@ -84,6 +84,11 @@ def processes(proc: str = "/proc") -> List[Proc]:
     return found
 
 
+def names_group(argv0: str, marker: str) -> bool:
+    """Whether argv[0] is the display-name ``marker``, maybe cut: mod_wsgi cuts it to Apache's argv[0] length."""
+    return len(argv0) > 6 and marker.startswith(argv0)
+
+
 def unit_state(show_output: str, procs: List[Proc]) -> Dict[str, Any]:
     """From ``systemctl show -p ActiveState,SubState,UnitFileState,ControlGroup``: state and who runs in it."""
     props = dict(line.split("=", 1) for line in show_output.splitlines() if "=" in line)
@@ -206,7 +211,7 @@ def gather(q: Dict[str, Any], proc: str = "/proc", show: Callable[[str], str] = 
     procs = processes(proc)
     out["units"] = {unit: unit_state(show(unit), procs) for unit in q["units"]}
     marker = q["process_marker"]
-    out["daemons"] = [u for u, _, argv0 in procs if marker and argv0.startswith(marker)]
+    out["daemons"] = [u for u, _, argv0 in procs if marker and names_group(argv0, marker)]
     out["site"] = {"enabled": os.path.exists(q["site_link"]), "link": q["site_link"]}
     out["listening"] = listening(proc)
     out["env_file"] = file_owner(q["env_file"])

@@ -23,8 +23,18 @@ def main_pid(service: str) -> Optional[str]:
     return None if out in ("", "0") else out
 
 
+def names_group(argv0: bytes, marker: bytes) -> bool:
+    """Whether a process's argv[0] is the display-name ``marker``, maybe cut.
+
+    mod_wsgi writes display-name over Apache's argv[0] in place, so it is cut to
+    that length ("(wsgi:factory-pkg)" shows as "(wsgi:factory-pkg"): any prefix
+    longer than "(wsgi:" names the group.
+    """
+    return len(argv0) > 6 and marker.startswith(argv0)
+
+
 def children(parent: str, marker: bytes, proc: str = "/proc") -> List[str]:
-    """Pids whose parent is ``parent`` and whose argv[0] starts with ``marker``, in /proc order."""
+    """Pids whose parent is ``parent`` and whose argv[0] is the display-name ``marker``, in /proc order."""
     found = []
     for pid in filter(str.isdigit, os.listdir(proc)):
         try:
@@ -34,7 +44,7 @@ def children(parent: str, marker: bytes, proc: str = "/proc") -> List[str]:
                 argv0 = f.read().split(b"\0")[0]
         except (OSError, IndexError):
             continue
-        if ppid == parent and argv0.startswith(marker):
+        if ppid == parent and names_group(argv0, marker):
             found.append(pid)
     return found
 

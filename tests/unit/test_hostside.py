@@ -210,6 +210,29 @@ def test_restart_finds_only_the_groups_children_of_the_main_process(tmp_path) ->
     assert restart.children("99", b"(wsgi:hello)", str(proc)) == ["13"]
 
 
+def test_a_display_name_cut_to_apaches_argv0_length_still_names_the_group(tmp_path) -> None:
+    proc = tmp_path / "proc"
+    fake_process(proc, 10, ["/usr/sbin/apache2"])
+    fake_process(proc, 11, ["(wsgi:factory-pkg"], ppid=10)  # "(wsgi:factory-pkg)" cut by one
+    fake_process(proc, 12, ["(wsgi:"], ppid=10)  # too short to name any group
+    assert restart.children("10", b"(wsgi:factory-pkg)", str(proc)) == ["11"]
+    assert [restart.names_group(n, b"(wsgi:hello)") for n in (b"(wsgi:hello)", b"(wsgi:hell", b"(wsgi:hello2)")] == [
+        True, True, False]
+    assert facts.names_group(b"(wsgi:hell", b"(wsgi:hello)") and probe.names_group("(wsgi:hell", "(wsgi:hello)")
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="a fake process of another user needs chown")
+def test_facts_count_only_the_app_users_daemons(tmp_path) -> None:
+    proc = tmp_path / "proc"
+    fake_process(proc, 30, ["(wsgi:hello"], cwd=tmp_path / "mine")
+    fake_process(proc, 31, ["(wsgi:hello"], cwd=tmp_path / "theirs")  # another app's group, same cut prefix
+    os.chown(proc / "31", 65534, 65534)
+    assert facts.cwds_of("(wsgi:hello)", os.getuid(), str(proc)) == [str(tmp_path / "mine")]
+    query = {"app_root": str(tmp_path), "user": "no-such-user-here", "packages": [], "files": [], "links": [],
+             "units": [], "process_markers": ["(wsgi:hello)"]}
+    assert facts.gather(query, run=fake_run({}, ()), proc=str(proc))["serving"] == {}  # no app user, no daemons of it
+
+
 def test_restart_reports_a_stopped_service(monkeypatch, capsys) -> None:
     monkeypatch.setattr(restart, "main_pid", lambda service: None)
     assert restart.main(["-c", "apache2.service", "(wsgi:hello)"]) == 1
