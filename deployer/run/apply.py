@@ -29,7 +29,8 @@ from deployer.core.facts import Facts, drift, facts_command, parse_facts
 from deployer.core.layout import Layout
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
-from deployer.artifact.release import Artifact, venv_command, venv_tree
+from deployer.artifact.manifest import Artifact
+from deployer.artifact.venv import venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from deployer.artifact.manifest import HostPython, host_python_of
 from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
 from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
@@ -100,11 +101,14 @@ def gather_all(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> 
     return facts
 
 
-def host_python(facts: dict[str, Facts]) -> str:
-    versions = {".".join(map(str, f.python_version)) for f in facts.values()}
-    if len(versions) > 1:
-        raise DeployerError(f"hosts run different Python versions ({', '.join(sorted(versions))}): deploy them separately with --limit")
-    return versions.pop() if versions else "3.11"
+def host_python(facts: dict[str, Facts]) -> HostPython:
+    """The one interpreter every host runs (full version, implementation, CPU, glibc): wheels fit it exactly."""
+    targets = {name: host_python_of(f.python, f.platform) for name, f in facts.items()}
+    kinds = {t.describe() for t in targets.values()}
+    if len(kinds) > 1:
+        seen = ", ".join(f"{name}: {t.describe()}" for name, t in sorted(targets.items()))
+        raise DeployerError(f"hosts run different Pythons ({seen}): their wheels differ, deploy them separately with --limit")
+    return targets.popitem()[1] if targets else host_python_of("3.11", {})
 
 
 def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts: dict[str, Facts], target: Target) -> dict[str, HostPlan]:
@@ -121,7 +125,8 @@ def deploy(
     cancel: threading.Event | None = None,
     verify: Callable[[Remote], str | None] | None = None,
 ) -> list[HostResult]:
-    from deployer.artifact.release import build_artifact, short_hash
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
 
     cancel = cancel or threading.Event()
     files = render_all(inventory, hosts, reveal_secrets=True)
