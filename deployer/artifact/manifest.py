@@ -181,6 +181,9 @@ class Artifact:
     size: int = 0  # bytes of app_tarball
     target: HostPython | None = None  # what the wheels were resolved for
     declared: str = ""  # where the dependencies came from, e.g. "uv.lock"
+    # Flask names whose instance folder is <venv>/var/<name>-instance (the app is installed
+    # as a wheel): the venv links it to shared/instance, so data outlives the venv
+    instance_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

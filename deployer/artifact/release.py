@@ -61,7 +61,16 @@ def build_artifact(app: App, *, python: str | HostPython = "3.11", cache_dir: Pa
         size=tarball.stat().st_size,
         target=target,
         declared=declared.label,
+        instance_names=_instance_names(app) if declared.build_app else (),
     )
+
+
+def _instance_names(app: App) -> tuple[str, ...]:
+    """Flask puts an installed package's instance folder at ``<prefix>/var/<import name>-instance``."""
+    if "instance" not in app.shared:
+        return ()
+    module = app.wsgi.module
+    return tuple(sorted({module.split(".")[0], module}))
 
 
 def _default_target(python: str) -> HostPython:

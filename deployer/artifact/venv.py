@@ -87,7 +87,7 @@ def venv_tree(artifact: Artifact, venv: PurePosixPath) -> VenvTree:
     not depend on file times, so unpacking cannot make them stale.
     """
     entry = artifact.wheels_dir.parent
-    key = hashlib.sha256(f"{TREE_FORMAT}\0{venv}".encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([TREE_FORMAT, str(venv), *artifact.instance_names]).encode()).hexdigest()[:16]
     tarball, meta = entry / "trees" / f"{key}.tar.gz", entry / "trees" / f"{key}.json"
     with _tree_lock:
         try:
@@ -100,6 +100,7 @@ def venv_tree(artifact: Artifact, venv: PurePosixPath) -> VenvTree:
         stage = Path(tempfile.mkdtemp(prefix=".tree-", dir=entry))
         try:
             root = _install(artifact, venv, stage)
+            _link_instance(root, artifact.instance_names)
             if precompiled:
                 import compileall
                 import py_compile
@@ -135,6 +136,16 @@ def _install(artifact: Artifact, venv: PurePosixPath, stage: Path) -> Path:
                 interpreter=str(venv / "bin" / "python"), script_kind="posix",
                 destdir=str(stage)), {"INSTALLER": b"deployer\n"})
     return stage / str(venv).lstrip("/")
+
+
+SHARED_INSTANCE = "../../../shared/instance"  # from <app_root>/venvs/<req_hash>/var
+
+
+def _link_instance(root: Path, names: tuple[str, ...]) -> None:
+    """``var/<name>-instance -> <app_root>/shared/instance``: where Flask looks for an installed app's instance folder."""
+    for name in names:
+        (root / "var").mkdir(exist_ok=True)
+        (root / "var" / f"{name}-instance").symlink_to(SHARED_INSTANCE)
 
 
 def _write_tree(fh, root: Path) -> None:

@@ -138,6 +138,7 @@ def default_cache_dir() -> Path:
 def ensure_wheels(app_source: Path, declared: Declared, files: Sequence[AppFile], *, target: HostPython,
                   cache_dir: Path) -> WheelSet:
     """The app's wheel set from the cache, filling the cache entry first on a miss."""
+    app_source, cache_dir = app_source.resolve(), cache_dir.absolute()
     try:
         texts = [p.read_bytes() for p in declared.inputs]
     except OSError as exc:

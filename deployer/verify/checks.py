@@ -63,7 +63,8 @@ def settings(inventory: Inventory, host: Host) -> Settings:
             "name": app.name, "user": app.user, "wsgi": str(app.wsgi), "health": app.health,
             "env": dict(app.env), "secret_names": sorted(app.secrets),
             "static": {"url": app.static.url, "dir": app.static.dir} if app.static else None,
-            "app_files": [f"{module}.py", f"{module}/__init__.py"],
+            "app_files": [f"{where}{module}{end}" for where in ("", ".venv/lib/python3*/site-packages/")
+                          for end in (".py", "/__init__.py")],
         },
         "layout": {
             "app_root": str(layout.app_root), "releases": str(layout.releases), "current": str(layout.current),
@@ -135,7 +136,7 @@ def current_release(s: Settings, p: Probe) -> str | None:
     if not cur["in_releases"]:
         return f"{path} -> {cur['link']}, which is not a release under {s['layout']['releases']}"
     if not cur["has_app"]:
-        return f"{path} -> {cur['link']}, which has no {' or '.join(s['app']['app_files'])}"
+        return f"{path} -> {cur['link']}, which has no {' or '.join(s['app']['app_files'][:2])} (nor its venv)"
     if not cur["has_venv"]:
         return f"{path} -> {cur['link']}, whose .venv has no bin/python"
     return None
