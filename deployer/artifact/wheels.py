@@ -213,9 +213,15 @@ def _resolve_all(source: Path, declared: Declared, work: Path, target: HostPytho
     options = index_options(declared.inputs)
     wanted = _input_file(source, declared, work)
     pinned = work / "pinned.txt"
-    run_uv(["pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python-version", target.version,
-            "--python-platform", target.platform, "--output-file", str(pinned), str(wanted)],
-           cwd=declared.path.parent, what=f"resolving {declared.label} for {target.describe()}")
+    try:
+        run_uv(["pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python-version", target.version,
+                "--python-platform", target.platform, "--output-file", str(pinned), str(wanted)],
+               cwd=declared.path.parent, what=f"resolving {declared.label} for {target.describe()}")
+    except PipError as exc:  # uv builds an sdist whose metadata is not static
+        failed = re.search(r"Failed to (?:build|download and build) `([^`]+)`", exc.output)
+        if failed and diagnose_build(exc.output):
+            raise BuildError(failed.group(1), exc.output) from None
+        raise
     pins = [line.strip() for line in pinned.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.lstrip().startswith(("#", "-"))]
     (work / "pins.txt").write_text("\n".join([*options, *pins]) + "\n", encoding="utf-8")
@@ -261,7 +267,9 @@ def download_wheels(pins: Path, work: Path, *, target: HostPython, options: Sequ
     built.mkdir()
     attempts: list[str] = []
     dest = work / "download"
-    for _ in range(50):
+    dest.mkdir()
+    has_pins = any(line.strip() and not line.lstrip().startswith("-") for line in pins.read_text(encoding="utf-8").splitlines())
+    for _ in range(50 if has_pins else 0):
         try:
             run_pip(pip_download_args(pins, dest, target, [built] if attempts else []), cwd=cwd,
                     what=f"downloading wheels for {target.describe()}")
@@ -279,7 +287,8 @@ def download_wheels(pins: Path, work: Path, *, target: HostPython, options: Sequ
                 raise
             shutil.copyfile(wheel, built / wheel.name)
     else:
-        raise ReleaseError(f"{pins}: gave up after {len(attempts)} wheels built from source")
+        if has_pins:
+            raise ReleaseError(f"{pins}: gave up after {len(attempts)} wheels built from source")
     (work / "wheels").mkdir()
     wheels = sorted(p.name for p in dest.iterdir() if p.name.endswith(".whl"))
     for name in wheels:
@@ -294,8 +303,13 @@ def build_sdist_wheel(requirement: str, options: Sequence[str], work: Path, *, t
     one.write_text("\n".join([*options, requirement]) + "\n", encoding="utf-8")
     sdists = work / "sdists"
     shutil.rmtree(sdists, ignore_errors=True)
-    run_pip(["download", "--no-deps", "--no-binary=:all:", "--dest", str(sdists), "-r", str(one)], cwd=cwd,
-            what=f"no wheel of {requirement} for {target.describe()}; fetching its sdist")
+    try:  # pip prepares the sdist's metadata, which may compile already
+        run_pip(["download", "--no-deps", "--no-binary=:all:", "--dest", str(sdists), "-r", str(one)], cwd=cwd,
+                what=f"no wheel of {requirement} for {target.describe()}; fetching its sdist")
+    except PipError as exc:
+        if diagnose_build(exc.output):
+            raise BuildError(requirement, exc.output) from None
+        raise
     (sdist,) = sorted(sdists.iterdir())
     done = cache_dir / "built" / sha256_file(sdist)
     cached = sorted(done.glob("*.whl"))
