@@ -117,6 +117,26 @@ def static_dependencies(pyproject: dict) -> tuple[str, ...] | None:
     return tuple(str(d) for d in project.get("dependencies", ()))
 
 
+def pinned_hashes(paths: tuple[Path, ...]) -> dict[str, set[str]]:
+    """``--hash=sha256:...`` per project name in requirements files: what a fetched file must match."""
+    hashes: dict[str, set[str]] = {}
+    for path in paths:
+        if path.suffix == ".toml" or path.name == "uv.lock":
+            continue
+        text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+        for line in text.splitlines():
+            found = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
+            digests = re.findall(r"--hash[=\s]sha256:([0-9a-fA-F]{64})", line)
+            if found and digests and not line.lstrip().startswith("-"):
+                hashes.setdefault(normal_name(found.group(1)), set()).update(d.lower() for d in digests)
+    return hashes
+
+
+def normal_name(name: str) -> str:
+    """PEP 503: ``Flask_Login`` and ``flask.login`` are ``flask-login``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def index_options(paths: tuple[Path, ...]) -> list[str]:
     """The index lines (``--index-url``, ``--find-links``, ``--no-index``...) of requirements files."""
     option = re.compile(r"\s*(-i|-f|--index-url|--extra-index-url|--find-links|--no-index|--trusted-host|--pre)\b")

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.artifact.dependencies import Declared, index_options
+from deployer.artifact.dependencies import Declared, index_options, normal_name, pinned_hashes
 from deployer.artifact.manifest import (
-    AppFile, HostPython, ReleaseError, canonical_json, files_digest, is_pure_wheel,
+    AppFile, HostPython, ReleaseError, canonical_json, files_digest, is_pure_wheel, parse_wheel_name,
     platform_tags, requirements_lock_hash, wheel_misfit,
 )
 
@@ -225,8 +225,23 @@ def _resolve_all(source: Path, declared: Declared, work: Path, target: HostPytho
     pins = [line.strip() for line in pinned.read_text(encoding="utf-8").splitlines()
             if line.strip() and not line.lstrip().startswith(("#", "-"))]
     (work / "pins.txt").write_text("\n".join([*options, *pins]) + "\n", encoding="utf-8")
-    download_wheels(work / "pins.txt", work, target=target, options=options, cache_dir=cache_dir,
-                    cwd=declared.path.parent)
+    fetched = download_wheels(work / "pins.txt", work, target=target, options=options, cache_dir=cache_dir,
+                              cwd=declared.path.parent)
+    built = {p.name for p in (work / "built").iterdir()}  # built here from an sdist: no index hash to match
+    wrong = hash_mismatches({name: sha256_file(work / "wheels" / name) for name in fetched if name not in built},
+                            pinned_hashes(declared.inputs))
+    if wrong:
+        raise ReleaseError(f"{declared.label}: fetched files do not match its --hash lines:\n" + "\n".join(wrong))
+
+
+def hash_mismatches(digests: dict[str, str], pinned: dict[str, set[str]]) -> list[str]:
+    """Each wheel of a project the requirements pin by hash whose sha256 is not among them."""
+    wrong = []
+    for name, digest in sorted(digests.items()):
+        allowed = pinned.get(normal_name(parse_wheel_name(name)[0]))
+        if allowed and digest not in allowed:
+            wrong.append(f"  {name}: sha256 {digest} is none of the {len(allowed)} pinned")
+    return wrong
 
 
 def _input_file(source: Path, declared: Declared, work: Path) -> Path:

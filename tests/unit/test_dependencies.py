@@ -322,3 +322,21 @@ def test_a_pyproject_package_is_built_as_a_wheel_and_installed_with_its_instance
         members = {m.name: m for m in tar.getmembers()}
         assert tar.extractfile("lib/python3.11/site-packages/demoapp/__init__.py").read() == b"VALUE = 2\n"
     assert members["var/demoapp-instance"].linkname == "../../../shared/instance"
+
+
+def test_hash_lines_are_checked_against_what_was_fetched(tmp_path, index):
+    good = hashlib.sha256((index / "deployerredis-5.0.1-py3-none-any.whl").read_bytes()).hexdigest()
+    lines = offline(index, f"deployerredis==5.0.1 \\\n    --hash=sha256:{'0' * 64} \\\n    --hash=sha256:{good}")
+    app = app_at(tmp_path / "app", {"app.py": "", "requirements.txt": lines})
+    assert "deployerredis-5.0.1-py3-none-any.whl" in build_artifact(app, python=HOSTS, cache_dir=tmp_path / "c").wheel_names
+    (tmp_path / "app" / "requirements.txt").write_text(lines.replace(good, "f" * 64))
+    with pytest.raises(ReleaseError, match="do not match its --hash lines:\n  deployerredis-5.0.1-py3-none-any.whl: sha256"):
+        build_artifact(app, python=HOSTS, cache_dir=tmp_path / "c")
+
+
+def test_plan_says_what_was_resolved_and_for_which_interpreter(tmp_path, index):
+    from deployer.cli import dependencies_line
+
+    app = app_at(tmp_path / "app", {"app.py": "", "requirements.txt": offline(index, "deployerredis==5.0.1")})
+    artifact = build_artifact(app, python=HOSTS, cache_dir=tmp_path / "cache")
+    assert dependencies_line(artifact) == "dependencies: 2 wheels for CPython 3.11.2 on x86_64-manylinux_2_36 (from requirements.txt)"
