@@ -340,3 +340,21 @@ def test_plan_says_what_was_resolved_and_for_which_interpreter(tmp_path, index):
     app = app_at(tmp_path / "app", {"app.py": "", "requirements.txt": offline(index, "deployerredis==5.0.1")})
     artifact = build_artifact(app, python=HOSTS, cache_dir=tmp_path / "cache")
     assert dependencies_line(artifact) == "dependencies: 2 wheels for CPython 3.11.2 on x86_64-manylinux_2_36 (from requirements.txt)"
+
+
+def test_check_says_what_was_detected_and_refuses_an_app_with_none(tmp_path):
+    from click.testing import CliRunner
+
+    from deployer.cli import main
+
+    root = tmp_path / "shop"
+    app_at(root, {"pyproject.toml": PACKAGE, "src/shop/__init__.py": ""})
+    inventory = tmp_path / "deploy.yml"
+    inventory.write_text("app:\n  name: shop\n  source: shop\n  wsgi: shop:create_app()\n"
+                         "hosts:\n  web1: {address: 198.18.0.10}\n")
+    result = CliRunner().invoke(main, ["check", "-i", str(inventory)])
+    assert result.exit_code == 0, result.output
+    assert "requirements: pyproject.toml (detected)" in result.output
+    (root / "pyproject.toml").unlink()
+    result = CliRunner().invoke(main, ["check", "-i", str(inventory)])
+    assert result.exit_code == 2 and "no dependencies declared" in result.output and "Traceback" not in result.output
