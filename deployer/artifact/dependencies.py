@@ -52,7 +52,7 @@ class Declared:
 
 def detect(app: App) -> Declared:
     """The app's declaration, in the documented order. Raises ``SourceError``."""
-    source = Path(app.source)
+    source = Path(app.source).absolute()  # uv and pip run elsewhere: every path is absolute
     if app.requirements:
         return requirements(source, app.requirements)
     pyproject = source / "pyproject.toml"

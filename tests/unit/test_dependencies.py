@@ -358,3 +358,10 @@ def test_check_says_what_was_detected_and_refuses_an_app_with_none(tmp_path):
     (root / "pyproject.toml").unlink()
     result = CliRunner().invoke(main, ["check", "-i", str(inventory)])
     assert result.exit_code == 2 and "no dependencies declared" in result.output and "Traceback" not in result.output
+
+
+def test_a_relative_source_resolves_from_where_deployer_runs(tmp_path, index, monkeypatch):
+    app_at(tmp_path / "apps" / "one", {"app.py": "", "requirements.txt": offline(index, "deployertimeout==4.0.3")})
+    monkeypatch.chdir(tmp_path)
+    app = App(name="demo", source=Path("apps/one"), wsgi=WsgiTarget("app", "app"))
+    assert build_artifact(app, python=HOSTS, cache_dir=Path("cache")).wheel_names == ("deployertimeout-4.0.3-py3-none-any.whl",)
