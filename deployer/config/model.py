@@ -12,8 +12,6 @@ from pathlib import Path, PurePosixPath
 
 from deployer.secret import Secret
 
-SERVERS = ("gunicorn", "uwsgi", "mod_wsgi")
-PROXIES = ("nginx", "apache")
 HOST_KEY_POLICIES = ("strict", "accept-new")
 HOOK_STAGES = ("before_switch", "after_switch", "after_rollback")
 HOOK_TIMEOUT = 600  # seconds; a hook's own `timeout` overrides it

@@ -22,8 +22,9 @@ from deployer.core.facts import Facts, snapshot_command
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
-from deployer.core.render import RenderedFile, TlsMaterial, render_host
+from deployer.core.render import RenderedFile, TlsMaterial, file_metadata, render_host
 from deployer.secret import Secret
+from deployer.stacks import check_for_path
 
 Progress = Callable[[str, str], None]
 
@@ -164,18 +165,23 @@ def deploy(
     return [results[h.name] for h in hosts if h.name in results]
 
 
-def snapshot_files(remote: Remote, layout, release_id: str) -> tuple[RenderedFile, ...]:
-    """The configs a release was deployed with, read back from the host for a rollback."""
+def snapshot_files(remote: Remote, layout, release_id: str, meta: dict | None = None) -> tuple[RenderedFile, ...]:
+    """The configs a release was deployed with, read back from the host for a rollback.
+
+    Each file's checker and secrecy come from render (``meta``, see ``render.file_metadata``); a file
+    render no longer makes (the inventory changed since) gets the checker of the stack whose config
+    directory holds it, and is secret when others may not read it.
+    """
+    meta = meta or {}
     result = remote.run(snapshot_command(layout, release_id), check=False, mask=False)  # real content: it is installed again
     if not result.ok:
         raise DeployerError(f"{remote.host.name}: release {release_id} has no config snapshot")
     files = []
     for item in json.loads(result.stdout):
-        path = item["path"]
-        check = ("systemd" if path.startswith("/etc/systemd/") else "nginx" if path.startswith("/etc/nginx/")
-                 else "apache" if path.startswith("/etc/apache2/") else None)
-        files.append(RenderedFile(PurePosixPath(path), item["content"], item["mode"], item["owner"], item["group"],
-                                  secret=item["mode"] & 0o007 == 0, check=check))
+        path = PurePosixPath(item["path"])
+        check, secret = meta.get(path, (check_for_path(path), item["mode"] & 0o007 == 0))
+        files.append(RenderedFile(path, item["content"], item["mode"], item["owner"], item["group"],
+                                  secret=secret, check=check))
     return tuple(files)
 
 
@@ -210,7 +216,7 @@ def rollback(
             try:
                 facts = gather_facts(remote, inventory, ())
                 release_id = rollback_target(facts, to)
-                files = snapshot_files(remote, layout, release_id)
+                files = snapshot_files(remote, layout, release_id, file_metadata(inventory, remote.host))
                 facts = gather_facts(remote, inventory, files)
                 release = facts.release(release_id)
                 target = Target(release_id, release_id.rsplit("-", 1)[-1], release.venv or "", ".".join(map(str, facts.python_version)))
