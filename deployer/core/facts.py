@@ -53,6 +53,8 @@ class Facts:
     links: dict[str, str | None] = field(default_factory=dict)
     units: dict[str, Unit] = field(default_factory=dict)
     serving: dict[str, str] = field(default_factory=dict)
+    # the interpreter's implementation, CPU and C library: wheels are resolved for them
+    platform: dict = field(default_factory=dict)
 
     @property
     def python_version(self) -> tuple[int, int]:
@@ -69,7 +71,7 @@ class Facts:
 # What a plan is made from. Free space, pids, what serves and the lock itself change on
 # their own (a crash-looping app flips its unit's active state): comparing them would
 # refuse the very deploy that fixes it.
-PLANNED_ON = ("python", "packages", "user", "current", "releases", "venvs", "files", "links")
+PLANNED_ON = ("python", "platform", "packages", "user", "current", "releases", "venvs", "files", "links")
 
 
 def drift(planned: Facts, now: Facts) -> tuple[str, ...]:
@@ -118,6 +120,7 @@ def parse_facts(stdout: str) -> Facts:
         links=dict(data["links"]),
         units={k: Unit(**v) for k, v in data["units"].items()},
         serving=dict(data["serving"]),
+        platform=dict(data.get("platform") or {}),
     )
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from deployer.config.model import TLS, Host, Inventory
 from deployer.core.layout import Layout
-from deployer.core.plan import process_marker, required_links
+from deployer.core.plan import process_marker
 from deployer.core.render import app_units, proxy_service, site_path, tls_cert_path, tls_key_path
+from deployer.stacks import proxy_of, server_of
 
 
 def host_json(host: Host) -> dict[str, Any]:
@@ -55,7 +56,7 @@ class AppView:
     env: dict[str, str]
     secret_names: tuple[str, ...]
     static: dict[str, str] | None  # {"url": ..., "dir": ...}
-    app_files: tuple[str, ...]  # where the WSGI module may be, relative to a release
+    app_files: tuple[str, ...]  # globs of where the WSGI module may be, relative to a release (its venv too)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class HostView:
     app: AppView
     layout: dict[str, str]  # app_root, releases, current, shared, env_file, socket
     units: tuple[str, ...]  # the app's systemd units (none under mod_wsgi)
+    services: tuple[str, ...]
     proxy_service: str
     site: str
     site_link: str
@@ -80,13 +82,15 @@ class HostView:
             app=AppView(name=app.name, user=app.user, wsgi=str(app.wsgi), health=app.health, env=dict(app.env),
                         secret_names=tuple(sorted(app.secrets)),
                         static={"url": app.static.url, "dir": app.static.dir} if app.static else None,
-                        app_files=(f"{module}.py", f"{module}/__init__.py")),
+                        app_files=tuple(f"{where}{module}{end}" for where in ("", ".venv/lib/python3*/site-packages/")
+                                        for end in (".py", "/__init__.py"))),
             layout={"app_root": str(layout.app_root), "releases": str(layout.releases), "current": str(layout.current),
                     "shared": str(layout.shared), "env_file": str(layout.env_file), "socket": str(layout.socket)},
             units=tuple(app_units(app, host)),
+            services=tuple(server_of(host).services(app)),
             proxy_service=proxy_service(host),
             site=str(site_path(app, host)),
-            site_link=str(next(link.path for link in required_links(app, host) if "sites-enabled" in str(link.path))),
+            site_link=str(proxy_of(host).site_link(app)),
             process_marker=(process_marker(app, host) or ("",))[0],
             tls_files={"cert": str(tls_cert_path(app)), "key": str(tls_key_path(app))} if host.tls else None,
         )
@@ -105,6 +109,7 @@ class HostView:
                     "app_files": list(a.app_files)},
             "layout": dict(self.layout),
             "units": list(self.units),
+            "services": list(self.services),
             "proxy_service": self.proxy_service,
             "site": self.site,
             "site_link": self.site_link,
@@ -124,6 +129,6 @@ class HostView:
             host=host_from_json(data["host"]),
             app=AppView(name=a["name"], user=a["user"], wsgi=a["wsgi"], health=a["health"], env=dict(a["env"]),
                         secret_names=tuple(a["secret_names"]), static=a["static"], app_files=tuple(a["app_files"])),
-            layout=dict(s["layout"]), units=tuple(s["units"]), proxy_service=s["proxy_service"], site=s["site"],
+            layout=dict(s["layout"]), units=tuple(s["units"]), services=tuple(s["services"]), proxy_service=s["proxy_service"], site=s["site"],
             site_link=s["site_link"], process_marker=s["process_marker"], tls_files=s["tls_files"],
         )

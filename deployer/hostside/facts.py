@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import platform
 import pwd
 import subprocess
 import sys
@@ -122,7 +123,7 @@ def cwds_of(marker: str, uid: int, proc: str = "/proc") -> List[str]:
     for pid in filter(str.isdigit, os.listdir(proc)):
         try:
             with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
+                argv0 = f.read().split(b"\0")[0].rstrip(b" ")  # a shorter display-name is padded with spaces
             if names_group(argv0, marker.encode()) and os.stat(os.path.join(proc, pid)).st_uid == uid:
                 cwds.add(os.readlink(os.path.join(proc, pid, "cwd")))
         except OSError:
@@ -154,6 +155,9 @@ def gather(query: Dict[str, Any], run: Run = run, proc: str = "/proc") -> Dict[s
     dpkg = run("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *query["packages"])
     return {
         "python": "%d.%d.%d" % sys.version_info[:3],
+        # the interpreter's implementation, CPU and C library: wheels are resolved for them
+        "platform": {"implementation": sys.implementation.name, "machine": platform.machine(),
+                     "libc": list(platform.libc_ver())},
         "files": {path: file_state(path) for path in query["files"]},
         "links": {path: os.readlink(path) if os.path.islink(path) else None for path in query["links"]},
         "units": units,

@@ -10,6 +10,7 @@ while the rest is gathered. Standard library only, Python 3.9+.
 
 from __future__ import annotations
 
+import glob
 import grp
 import http.client
 import json
@@ -64,7 +65,8 @@ def current(cur: str, releases: str, app_files: List[str]) -> Dict[str, Any]:
     return {
         "link": link, "exists": bool(target) and os.path.isdir(target),
         "in_releases": bool(target) and os.path.dirname(target) == os.path.realpath(releases),
-        "has_app": bool(target) and any(os.path.exists(os.path.join(target, p)) for p in app_files),
+        # the app's module in the release, or (an app installed as a wheel) in its venv: app_files are globs
+        "has_app": bool(target) and any(glob.glob(os.path.join(glob.escape(target), p)) for p in app_files),
         "has_venv": bool(target) and os.path.isfile(os.path.join(target, ".venv", "bin", "python")),
     }
 
@@ -85,7 +87,8 @@ def processes(proc: str = "/proc") -> List[Proc]:
 
 
 def names_group(argv0: str, marker: str) -> bool:
-    """Whether argv[0] is the display-name ``marker``, maybe cut: mod_wsgi cuts it to Apache's argv[0] length."""
+    """Whether argv[0] is the display-name ``marker``, cut to Apache's argv[0] length or padded with spaces."""
+    argv0 = argv0.rstrip(" ")
     return len(argv0) > 6 and marker.startswith(argv0)
 
 

@@ -41,7 +41,7 @@ def children(parent: str, marker: bytes, proc: str = "/proc") -> List[str]:
             with open(os.path.join(proc, pid, "stat")) as f:
                 ppid = f.read().rsplit(")", 1)[1].split()[1]  # comm, in parentheses, may hold spaces
             with open(os.path.join(proc, pid, "cmdline"), "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
+                argv0 = f.read().split(b"\0")[0].rstrip(b" ")  # a shorter display-name is padded with spaces
         except (OSError, IndexError):
             continue
         if ppid == parent and names_group(argv0, marker):

@@ -17,6 +17,7 @@ from typing import Any
 from deployer.config.model import Host, Inventory
 from deployer.core.hostview import HostView
 from deployer.core.outcomes import CheckOutcome
+from deployer.stacks import PROXIES, SERVERS, proxy_of, server_of
 from deployer.core.render import HSTS, SECURITY_HEADERS, STATIC_MAX_AGE
 
 Settings = dict[str, Any]
@@ -51,11 +52,8 @@ def settings(inventory: Inventory, host: Host) -> Settings:
 
 def applicable(s: Settings) -> tuple[str, ...]:
     """The built-in checks that mean something for this host, in run order."""
-    skip = set()
-    if not s["units"]:  # mod_wsgi: Apache runs the app, there is no app unit
-        skip |= {"app-service", "unit-security"}
-    if not s["process_marker"]:
-        skip.add("wsgi-daemons")
+    server_checks = {name for server in SERVERS.values() for name in server.verify_checks}
+    skip = server_checks - set(SERVERS[s["server"]].verify_checks)  # e.g. no app unit under mod_wsgi
     if not s["tls"]:
         skip |= {"tls-cert", "https-redirect", "hsts"}
     if not s["app"]["static"]:
@@ -71,8 +69,8 @@ def probe_query(s: Settings) -> dict[str, Any]:
         requests["static"] = (scheme, port, s["app"]["static"]["url"])
     if s["tls"]:
         requests["redirect"] = ("http", s["http_port"], s["app"]["health"])
-    service = next((u for u in s["units"] if u.endswith(".service")), None)
-    proxy_test = ["nginx", "-t", "-q"] if s["proxy"] == "nginx" else ["apache2ctl", "-t"]
+    service = next(iter(s["services"]), None)
+    proxy_test = list(PROXIES[s["proxy"]].check_argv)
     layout = s["layout"]
     return {
         "user": s["app"]["user"], "current": layout["current"], "releases": layout["releases"],
@@ -106,7 +104,7 @@ def current_release(s: Settings, p: Probe) -> str | None:
     if not cur["in_releases"]:
         return f"{path} -> {cur['link']}, which is not a release under {s['layout']['releases']}"
     if not cur["has_app"]:
-        return f"{path} -> {cur['link']}, which has no {' or '.join(s['app']['app_files'])}"
+        return f"{path} -> {cur['link']}, which has no {' or '.join(s['app']['app_files'][:2])} (nor its venv)"
     if not cur["has_venv"]:
         return f"{path} -> {cur['link']}, whose .venv has no bin/python"
     return None
@@ -125,7 +123,7 @@ def app_service(s: Settings, p: Probe) -> str | None:
     problems = [r for r in (_unit_problem(p, u) for u in s["units"]) if r]
     if problems:
         return "; ".join(problems)
-    service = next(u for u in s["units"] if u.endswith(".service"))
+    service = s["services"][0]
     users = p["units"][service]["users"]
     if not users:
         return f"{service} has no processes"
@@ -153,7 +151,7 @@ def proxy(s: Settings, p: Probe) -> str | None:
         return f"site not enabled: {p['site']['link']} is missing"
     test = p["proxy_test"]
     if test["code"] != 0:
-        tool = "nginx -t" if s["proxy"] == "nginx" else "apache2ctl -t"
+        tool = PROXIES[s["proxy"]].check_label
         return f"{tool} failed: {' | '.join(test['output'].splitlines()) or 'exit ' + str(test['code'])}"
     return None
 
@@ -288,7 +286,7 @@ def headers_on_404(s: Settings, p: Probe) -> str | None:
 
 
 def unit_security(s: Settings, p: Probe) -> str | None:
-    service = next(u for u in s["units"] if u.endswith(".service"))
+    service = s["services"][0]
     result = p["security"]
     match = EXPOSURE.search(result["output"])
     if not match:
