@@ -215,7 +215,9 @@ def test_a_display_name_cut_to_apaches_argv0_length_still_names_the_group(tmp_pa
     fake_process(proc, 10, ["/usr/sbin/apache2"])
     fake_process(proc, 11, ["(wsgi:factory-pkg"], ppid=10)  # "(wsgi:factory-pkg)" cut by one
     fake_process(proc, 12, ["(wsgi:"], ppid=10)  # too short to name any group
-    assert restart.children("10", b"(wsgi:factory-pkg)", str(proc)) == ["11"]
+    fake_process(proc, 13, ["(wsgi:factory-pkg)    "], ppid=10)  # a shorter name is padded with spaces
+    assert restart.children("10", b"(wsgi:factory-pkg)", str(proc)) == ["11", "13"]
+    assert probe.names_group("(wsgi:factory-pkg)    ", "(wsgi:factory-pkg)")
     assert [restart.names_group(n, b"(wsgi:hello)") for n in (b"(wsgi:hello)", b"(wsgi:hell", b"(wsgi:hello2)")] == [
         True, True, False]
     assert facts.names_group(b"(wsgi:hell", b"(wsgi:hello)") and probe.names_group("(wsgi:hell", "(wsgi:hello)")
