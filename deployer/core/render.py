@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import templating
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
@@ -206,21 +207,14 @@ def builtin_templates_dir() -> Path:
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     search = [str(templates_dir)] if templates_dir is not None else []
     search.append(str(builtin_templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),  # first directory that has the name wins
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
+    env = templating.environment(search)  # sandboxed: the templates dir is the inventory's text, not code
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
     return env
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
-    text = _environment(inventory.templates_dir).get_template(name).render(ctx)
+    text = templating.render_template(_environment(inventory.templates_dir), name, ctx)
     return _tidy(text) if tidy else text
 
 
