@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
@@ -342,7 +342,13 @@ def render_host(
         files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
         key = tls.key.reveal() if reveal_secrets else str(tls.key)
         files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
-    return tuple(files)
+    return flag_secret_files(files, app.secrets.values() if reveal_secrets else ())
+
+
+def flag_secret_files(files: list[RenderedFile], secrets) -> tuple[RenderedFile, ...]:  # noqa: ANN001
+    """Every file whose content carries a secret's value is secret too (an override template can put one anywhere)."""
+    values = [s.reveal() for s in secrets if s.reveal()]
+    return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
 
 
 def _with_newline(text: str) -> str:
