@@ -23,6 +23,7 @@ from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.console import echo
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
 from deployer.init.writer import init
@@ -36,7 +37,7 @@ class DeployerGroup(click.Group):
         except DeployerError as exc:
             if ctx.meta.get("deployer.debug"):
                 raise
-            click.echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
+            echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -144,7 +145,7 @@ def _progress(quiet: bool):
     def report(host: str, message: str) -> None:
         if not quiet:
             with lock:
-                click.echo(f"{host}: {message}", err=True)
+                echo(f"{host}: {message}", err=True)
 
     return report
 
@@ -153,7 +154,7 @@ def _summary(results: list) -> None:
     width = max([len(r.host) for r in results] + [4])
     click.echo(f"{'HOST':<{width}}  {'STATUS':<12} {'RELEASE':<28} {'SECONDS':>7}  ERROR")
     for r in results:
-        click.echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
+        echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
 
 
 def exit_code_for(results: list) -> int:
@@ -253,19 +254,19 @@ def plan(inventory_path: Path, limit: str | None) -> None:
     failed = False
     for host in hosts:
         if host.name in session.errors:
-            click.echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
+            echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
             failed = True
             continue
         p = plans[host.name]
         state = "unchanged" if p.unchanged else "would change"
-        click.echo(f"== {host.name} ({host.address}): {state}")
+        echo(f"== {host.name} ({host.address}): {state}")
         for problem in p.problems:
-            click.echo(f"  ! {problem}")
+            echo(f"  ! {problem}")
         if not p.unchanged:
             for step in p.steps():
-                click.echo(f"  - {step}")
+                echo(f"  - {step}")
         for change in p.changes:
-            click.echo(change.diff(secrets), nl=False)
+            echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -335,15 +336,15 @@ def status(inventory_path: Path, limit: str | None, as_json: bool) -> None:
     else:
         for name, st in doc.items():
             if "error" in st:
-                click.echo(f"{name}: error: {st['error']}")
+                echo(f"{name}: error: {st['error']}")
                 continue
-            click.echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
-            click.echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
-            click.echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
+            echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
+            echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
+            echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
             lock = st["lock"]
             held = f"held by {lock['holder']} for {lock['age']}" if lock else "free"
-            click.echo(f"  lock:    {held}")
-            click.echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
+            echo(f"  lock:    {held}")
+            echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
     sys.exit(EXIT_FAILED if any("error" in st for st in doc.values()) else EXIT_OK)
 
 
@@ -356,15 +357,15 @@ def releases(inventory_path: Path, limit: str | None) -> None:
     for host in hosts:
         item = out[host.name]
         if isinstance(item, Exception):
-            click.echo(f"{host.name}: error: {item}")
+            echo(f"{host.name}: error: {item}")
             continue
         facts, log = item
-        click.echo(f"{host.name}:")
+        echo(f"{host.name}:")
         results = {r.get("release"): r for r in log}
         for release in sorted(facts.releases, key=lambda r: r.id, reverse=True):
             mark = "*" if release.id == facts.current else "!" if release.bad else " "
             rec = results.get(release.id, {})
-            click.echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
+            echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
 
 
 @main.command()
@@ -382,9 +383,9 @@ def unlock(inventory_path: Path, limit: str | None) -> None:
             layout = Layout.of(inventory.app, remote.host)
             held = remote.run(("cat", str(layout.state_dir / "lock" / "info")), check=False)
             remote.run(cmd.release_lock(layout))
-            click.echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
+            echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
         for name, error in session.errors.items():
-            click.echo(f"{name}: error: {error}", err=True)
+            echo(f"{name}: error: {error}", err=True)
     sys.exit(EXIT_FAILED if session.errors else EXIT_OK)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from deployer.console import echo
 from deployer.errors import UsageError
 
 
@@ -39,7 +40,10 @@ def verify_command(inventory_option: Callable, limit_option: Callable, load: Cal
             raise UsageError(f"-k {keyword!r} selects no check on any host")
         if junit is not None:
             replace_file(junit, render_junit(reports))  # a new file renamed into place: never through a link
-        click.echo(render_json(reports) if as_json else render_table(reports))
+        if as_json:
+            click.echo(render_json(reports))
+        else:
+            echo(render_table(reports))
         sys.exit(exit_code(reports))
 
     return verify
