@@ -36,11 +36,14 @@ def fresh_directory(path: Path) -> None:
 
 def write_new(path: Path, text: str, *, secret: bool) -> None:
     """Create ``path`` with ``text``; an existing file or link there is an error, never overwritten."""
-    mode = SECRET_MODE if secret else PUBLIC_MODE
     try:
-        fd = os.open(path, FLAGS, mode)
+        _create(path, text, SECRET_MODE if secret else PUBLIC_MODE)
     except OSError as exc:
         raise UsageError(f"{path}: cannot create: {exc.strerror or exc}") from None
+
+
+def _create(path: Path, text: str, mode: int) -> None:
+    fd = os.open(path, FLAGS, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         os.fchmod(fd, mode)  # exactly this mode, whatever the umask
         out.write(text)
@@ -66,9 +69,12 @@ def write_under(root: Path, relative: PurePosixPath, text: str, *, secret: bool)
 def replace_file(path: Path, text: str, *, secret: bool = False) -> None:
     """Write ``text`` to a new file beside ``path``, then rename it over ``path`` (a link there is replaced, not followed)."""
     temporary = path.with_name(f".{path.name}.{os.urandom(6).hex()}.tmp")
-    write_new(temporary, text, secret=secret)
+    try:
+        _create(temporary, text, SECRET_MODE if secret else PUBLIC_MODE)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
     try:
         os.replace(temporary, path)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
+        temporary.unlink()  # ours: created just now
         raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None

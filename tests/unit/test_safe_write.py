@@ -119,3 +119,12 @@ def test_verify_junit_goes_through_replace_file(tmp_path: Path, victim: Path, mo
     result = CliRunner().invoke(main, ["verify", "-i", str(inventory_file(tmp_path)), "--junit", str(junit)])
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "theirs\n" and "<testcase" in junit.read_text() and not junit.is_symlink()
+
+
+def test_replace_file_errors_name_the_file_and_leave_nothing(tmp_path: Path) -> None:
+    (tmp_path / "report.xml").mkdir()
+    with pytest.raises(UsageError, match=r"report\.xml: cannot write: "):
+        replace_file(tmp_path / "report.xml", "x")
+    with pytest.raises(UsageError, match=r"missing/report\.xml: cannot write: "):
+        replace_file(tmp_path / "missing" / "report.xml", "x")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.xml"]
