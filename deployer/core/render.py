@@ -12,7 +12,7 @@ same relative names as the built-ins) and then in the built-in directory.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -345,7 +345,7 @@ def render_host(
     return flag_secret_files(files, app.secrets.values() if reveal_secrets else ())
 
 
-def flag_secret_files(files: list[RenderedFile], secrets) -> tuple[RenderedFile, ...]:  # noqa: ANN001
+def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> tuple[RenderedFile, ...]:
     """Every file whose content carries a secret's value is secret too (an override template can put one anywhere)."""
     values = [s.reveal() for s in secrets if s.reveal()]
     return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
