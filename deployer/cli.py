@@ -78,6 +78,14 @@ def check(inventory_path: Path, limit: str | None) -> None:
     click.echo(f"ok: {len(hosts)} host{'s' if len(hosts) != 1 else ''} selected", err=True)
 
 
+def _declared(app) -> str:
+    """Which file declares the dependencies; a source with none is refused here (exit 2), not at deploy."""
+    from deployer.artifact.dependencies import detect
+
+    declared = detect(app)
+    return declared.label if app.requirements else f"{declared.label} (detected)"
+
+
 def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[str, Any]:
     """A plain, secret-free view of the resolved inventory (for ``check``)."""
     app = inventory.app
@@ -86,7 +94,7 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "name": app.name,
             "source": str(app.source),
             "wsgi": str(app.wsgi),
-            "requirements": app.requirements,
+            "requirements": _declared(app),
             "health": app.health,
             "env": dict(app.env),
             "secrets": {name: str(value) for name, value in app.secrets.items()},
@@ -241,7 +249,8 @@ def _rollout(func, as_json: bool) -> tuple[list, bool]:
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
     from deployer.run import rollout
-    from deployer.artifact.release import build_artifact, short_hash
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
 
     inventory, hosts = load(inventory_path, limit)
     files = rollout.render_all(inventory, hosts, reveal_secrets=True)
@@ -251,6 +260,8 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         artifact = build_artifact(inventory.app, python=rollout.host_python(facts))
         target = rollout.Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
         plans = rollout.plan_all(session, files, facts, target)
+    if facts:
+        click.echo(dependencies_line(artifact))
     failed = False
     for host in hosts:
         if host.name in session.errors:
@@ -268,6 +279,14 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         for change in p.changes:
             echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def dependencies_line(artifact) -> str:
+    """``dependencies: 9 wheels for CPython 3.11.2 on x86_64-manylinux_2_36 (from uv.lock)``"""
+    count = len(artifact.wheel_names)
+    target = artifact.target.describe() if artifact.target else f"Python {artifact.python}"
+    source = f" (from {artifact.declared})" if artifact.declared else ""
+    return f"dependencies: {count} wheel{'s' if count != 1 else ''} for {target}{source}"
 
 
 main.add_command(lab_group)
