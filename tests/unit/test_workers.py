@@ -346,3 +346,30 @@ def test_a_failed_deploy_stops_the_processes_it_added_and_restarts_the_others_on
     restore = next(i for i, c in enumerate(remote.calls) if c[:2] == ("sh", "-c") and ".deployer-old" in c[2] and "mv -f" in c[2])
     assert stop < restore  # stopped while its unit file is still there
     assert ("systemctl", "restart", "hello-worker.service") not in remote.calls
+
+
+def test_the_gate_fails_a_process_that_did_not_stay_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from deployer.run import apply
+
+    inv, host = inv_with()
+    plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), facts())
+    app, remote = applier_for(inv, host, plan)
+    release = f"/srv/hello/releases/{plan.release_id}"
+    monkeypatch.setattr(apply, "WORKER_SETTLE", 0)
+
+    def now(pid: int):  # what the host answers on the second look
+        doc = {"python": "3.11.2", "disk_free_mb": 1, "packages": {}, "user": None, "current": None, "releases": [],
+               "venvs": [], "lock": None, "files": {}, "links": {},
+               "units": {"hello-worker.service": {"active": "active", "enabled": "enabled", "pid": pid}},
+               "serving": {"hello-worker.service": release} if pid else {}}
+        remote.fails = lambda argv: (0, json.dumps(doc))
+
+    seen = replace(facts(), units={"hello-worker.service": Unit("active", "enabled", 10)})
+    now(10)
+    app.settle_workers(seen, release)  # same pid, same release: up
+    for pid in (11, 0):  # restarted by Restart=, or gone
+        now(pid)
+        with pytest.raises(apply.StepFailed, match="hello-worker.service did not stay up"):
+            app.settle_workers(seen, release)
