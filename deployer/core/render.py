@@ -57,8 +57,23 @@ def tls_key_path(app: App) -> PurePosixPath:
 
 
 def wsgi_script_path(app: App) -> PurePosixPath:
-    """mod_wsgi's entry script: loads the env file, then imports the app."""
-    return PurePosixPath("/etc") / app.name / "wsgi.py"
+    """deployer's WSGI entry (``app/wsgi.py.j2``), loaded by every app server.
+
+    A folder of its own on gunicorn's and uWSGI's Python path: nothing else there
+    can shadow the app's modules, and its name cannot be one of them (an app's own
+    ``wsgi.py`` is common).
+    """
+    return PurePosixPath("/etc") / app.name / "wsgi" / "deployer_wsgi.py"
+
+
+def wsgi_entry(app: App) -> str:
+    """The entry as app servers name it, ``module:callable``."""
+    return f"{wsgi_script_path(app).stem}:application"
+
+
+def proxy_hops(app: App, host: Host) -> int:
+    """Proxies deployer runs in front of the app server: 1 over the app's socket, 0 when Apache runs the app."""
+    return 1 if app_units(app, host) else 0
 
 
 def uwsgi_ini_path(app: App) -> PurePosixPath:
@@ -187,6 +202,9 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
 )
+# Every process deployer starts for the app (units, mod_wsgi daemons, hooks, exec):
+# Debian's C.UTF-8 is always installed. LANG only, so an env file's LANG/LC_* wins.
+UTF8_LOCALE = "C.UTF-8"
 STATIC_MAX_AGE = 30 * 24 * 3600  # static names carry no content hash: a month, not a year
 
 
@@ -251,6 +269,10 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "security_headers": SECURITY_HEADERS,
         "static_max_age": STATIC_MAX_AGE,
         "wsgi_script": wsgi_script_path(app),
+        "wsgi_entry": wsgi_entry(app),
+        "proxy_hops": proxy_hops(app, host),
+        "entry_loads_env": proxy_hops(app, host) == 0,  # no unit, no EnvironmentFile=: Apache runs the app
+        "utf8_locale": UTF8_LOCALE,
         "uwsgi_ini": uwsgi_ini_path(app),
         "units": app_units(app, host),
         "socket_unit": f"{app.name}.socket",
@@ -329,8 +351,7 @@ def render_host(
         )
     if host.server == "uwsgi":
         files.append(RenderedFile(uwsgi_ini_path(app), _render(inventory, "uwsgi/uwsgi.ini.j2", ctx)))
-    if host.server == "mod_wsgi":
-        files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
+    files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
 
     # Environment and secrets: readable by root and the app's group only.
     files.append(

@@ -52,9 +52,9 @@ def boot(root: Path, unit: str, binds: list[str], timeout: int = 240) -> subproc
 
 def wsgi_parser(files) -> callable:
     """parse_env_file from the rendered mod_wsgi entry script (without running its loader)."""
-    script = next(x.content for x in files if x.path.name == "wsgi.py")
+    script = next(x.content for x in files if x.path.name == "deployer_wsgi.py")
     namespace: dict = {}
-    exec(script.split("\nload_env_file()\n")[0], namespace)  # noqa: S102 - our own rendered code
+    exec(script.split("\nif LOAD_ENV:\n")[0], namespace)  # noqa: S102 - our own rendered code
     return namespace["parse_env_file"]
 
 
