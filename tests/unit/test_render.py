@@ -162,7 +162,8 @@ def test_units():
     uwsgi = render("uwsgi")
     ini = uwsgi["/etc/hello/uwsgi.ini"].content
     assert "http-socket = /run/hello.sock" in ini and "protocol = http" in ini
-    assert "virtualenv = /srv/hello/current/.venv" in ini and "module = app:app" in ini
+    assert "virtualenv = /srv/hello/current/.venv" in ini and "module = deployer_wsgi:application" in ini
+    assert "pythonpath = /etc/hello/wsgi\n" in ini
     assert "vacuum" not in ini.replace("never `vacuum`", "")
     assert "hook-master-start = unix_signal:15 gracefully_kill_them_all" in ini
     assert "ExecStart=/usr/bin/uwsgi --ini /etc/hello/uwsgi.ini" in uwsgi["/etc/systemd/system/hello.service"].content
@@ -173,11 +174,12 @@ def test_factory_target():
 
     app = f.app(wsgi=WsgiTarget("app", "create_app", factory=True))
     for server, path, needle in (
-        ("gunicorn", "/etc/systemd/system/hello.service", " app:create_app()\n"),
-        ("uwsgi", "/etc/hello/uwsgi.ini", "module = app:create_app()\n"),
+        ("gunicorn", "/etc/systemd/system/hello.service", " --pythonpath /etc/hello/wsgi deployer_wsgi:application\n"),
+        ("uwsgi", "/etc/hello/uwsgi.ini", "module = deployer_wsgi:application\n"),
+        ("gunicorn", "/etc/hello/wsgi/deployer_wsgi.py", "FACTORY = True\n"),
         ("mod_wsgi", "/etc/hello/wsgi/deployer_wsgi.py", "FACTORY = True\n"),
     ):
-        host = f.host(server=server, proxy="apache")
+        host = f.host(server=server, proxy="apache" if server == "mod_wsgi" else "nginx")
         files = {str(x.path): x.content for x in render_host(f.inventory(host, app_=app), host)}
         assert needle in files[path]
 
