@@ -154,6 +154,12 @@ def _summary(results: list) -> None:
     click.echo(f"{'HOST':<{width}}  {'STATUS':<12} {'RELEASE':<28} {'SECONDS':>7}  ERROR")
     for r in results:
         click.echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
+    for r in results:
+        log = getattr(r, "log", None)
+        if log is not None and log.lines:
+            click.echo(f"\n{r.host}: {log.source}, last {len(log.lines)} lines" + (f" (cause: {log.cause})" if log.cause else ""))
+            for line in log.lines:
+                click.echo(f"  | {line}")
 
 
 def exit_code_for(results: list) -> int:

@@ -211,10 +211,11 @@ while True:
         else:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         conn.request("GET", path, headers={"Host": host, "User-Agent": "deployer-health"})
-        resp = conn.getresponse(); resp.read()
+        resp = conn.getresponse(); body = resp.read()
         if 200 <= resp.status < 300:
             print(resp.status); sys.exit(0)
-        last = "HTTP %d" % resp.status
+        lines = [l.strip() for l in body.decode("utf-8", "replace").splitlines() if l.strip()]
+        last = "HTTP %d" % resp.status + (": %s" % lines[-1][:300] if resp.status >= 500 and lines else "")
     except (OSError, http.client.HTTPException) as exc:
         last = str(exc) or type(exc).__name__
     if time.monotonic() > end:
