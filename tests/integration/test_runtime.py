@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import ssl
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import yaml
 from tests.integration.project import HOSTS
 
 pytestmark = pytest.mark.integration
+NAMES = {name: f"{name}.deployer.test" for name in HOSTS}  # verify's tls-cert check wants a DNS name
 STACKS = {"lab1": {"server": "gunicorn"}, "lab2": {"server": "uwsgi", "threads": 1},
           "lab3": {"server": "mod_wsgi", "proxy": "apache"}}
 SETTINGS = {"GREETING": "Grüß Gott, 世界 👋", "MOTTO": "say \"hi\" & 'bye'", "TRICKY": r"$HOME ${PATH} $$ a\b\\n %s `id`"}
@@ -68,7 +70,7 @@ class Probe:
         (root / "app" / "requirements.txt").write_text("Flask==3.1.3\ngunicorn\n")
         (root / "inv").mkdir()
         self.cert = root / "inv" / "cert.pem"
-        sans = ",".join(f"IP:{a}" for a in HOSTS.values())
+        sans = ",".join(f"DNS:{n}" for n in NAMES.values())
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
                         "-nodes", "-keyout", str(root / "inv" / "key.pem"), "-out", str(self.cert), "-days", "2",
                         "-subj", "/CN=deployer-lab", "-addext", f"subjectAltName={sans}"],
@@ -78,7 +80,7 @@ class Probe:
             "defaults": {"ssh_user": "root", "ssh_key": "/var/lib/deployer-lab/id_ed25519",
                          "known_hosts": "/var/lib/deployer-lab/known_hosts", "host_key_policy": "strict",
                          "workers": 2, "threads": 2, "tls": {"cert": "cert.pem", "key": "key.pem"}},
-            "hosts": {name: {"address": HOSTS[name], **STACKS[name]} for name in HOSTS},
+            "hosts": {name: {"address": HOSTS[name], "server_name": NAMES[name], **STACKS[name]} for name in HOSTS},
         }
         self.save()
 
@@ -98,10 +100,13 @@ class Probe:
             raise AssertionError(f"not JSON (exit {result.returncode}):\n{result.stdout}\n{result.stderr}") from None
         return result.returncode, {r["host"]: r for r in doc["results"]}, result.stderr
 
-    def get(self, address: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
-        context = ssl.create_default_context(cafile=str(self.cert))  # verified: the hosts' IPs are its SANs
-        conn = http.client.HTTPSConnection(address, 443, timeout=15, context=context)
-        conn.request("GET", path, headers={"Host": address, **(headers or {})})
+    def get(self, name: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
+        """GET over HTTPS to the host's address, the certificate verified for its server name."""
+        context = ssl.create_default_context(cafile=str(self.cert))
+        conn = http.client.HTTPSConnection(NAMES[name], 443, timeout=15)
+        conn.sock = context.wrap_socket(socket.create_connection((HOSTS[name], 443), timeout=15),
+                                        server_hostname=NAMES[name])
+        conn.request("GET", path, headers={"Host": NAMES[name], **(headers or {})})
         resp = conn.getresponse()
         return resp.status, resp.read().decode("utf-8")
 
@@ -118,28 +123,28 @@ def controller(address: str) -> str:
     return address.rsplit(".", 1)[0] + ".1"  # our end of the host's veth pair
 
 
-def whoami(probe: Probe, address: str, headers: dict[str, str] | None = None) -> tuple[str, str, str]:
-    status, body = probe.get(address, "/whoami", headers)
-    assert status == 200, (address, status, body[-300:])
+def whoami(probe: Probe, name: str, headers: dict[str, str] | None = None) -> tuple[str, str, str]:
+    status, body = probe.get(name, "/whoami", headers)
+    assert status == 200, (name, status, body[-300:])
     seen = json.loads(body)
     return seen["remote_addr"], seen["scheme"], seen["host"]
 
 
 def test_the_app_sees_the_client_scheme_and_host_on_every_stack(probe: Probe) -> None:
     for name, address in HOSTS.items():
-        assert whoami(probe, address) == (controller(address), "https", address), name
+        assert whoami(probe, name) == (controller(address), "https", NAMES[name]), name
 
 
 def test_forged_forwarded_headers_are_not_believed(probe: Probe) -> None:
     forged = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "evil.example",
               "X-Forwarded-Port": "1", "Forwarded": "for=203.0.113.9"}
     for name, address in HOSTS.items():
-        assert whoami(probe, address, forged) == (controller(address), "https", address), name
+        assert whoami(probe, name, forged) == (controller(address), "https", NAMES[name]), name
 
 
 def test_non_ascii_env_values_round_trip_on_every_stack(probe: Probe) -> None:
-    for name, address in HOSTS.items():
-        status, body = probe.get(address, "/settings")
+    for name in HOSTS:
+        status, body = probe.get(name, "/settings")
         assert status == 200 and json.loads(body) == SETTINGS, (name, body[-500:])
 
 
@@ -150,7 +155,7 @@ def test_an_app_with_its_own_proxyfix_sees_the_same(probe: Probe) -> None:
     assert code == 0, (results, stderr[-2000:])
     forged = {"X-Forwarded-For": "203.0.113.9"}
     for name, address in HOSTS.items():
-        assert whoami(probe, address, forged) == (controller(address), "https", address), name
+        assert whoami(probe, name, forged) == (controller(address), "https", NAMES[name]), name
 
 
 def test_an_import_error_is_named_in_deploys_error(probe: Probe) -> None:
@@ -165,5 +170,5 @@ def test_an_import_error_is_named_in_deploys_error(probe: Probe) -> None:
         assert result["status"] == "rolled-back", (name, result)
         assert needle in result["error"] and result["cause"].endswith(needle), (name, result["error"], result["log"])
         assert any(needle in line for line in result["log"]["lines"]), (name, result["log"])
-    for name, address in HOSTS.items():
-        assert whoami(probe, address)[1] == "https", name
+    for name in HOSTS:
+        assert whoami(probe, name)[1] == "https", name
