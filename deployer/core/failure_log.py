@@ -102,9 +102,9 @@ def service_units(app: App, host: Host) -> tuple[str, ...]:
 def log_command(app: App, host: Host, lines: int = 200) -> Command:
     """The last ``lines`` lines of the app's own log: its services' journal, else Apache's error log."""
     units = service_units(app, host)
-    if units:
-        return ("journalctl", "--no-pager", "--quiet", "--output=cat", f"--lines={lines}",
-                *(f"--unit={u}" for u in units))
+    if units:  # --sync first: what the unit printed as it died may not be in the journal yet
+        return sh('journalctl --sync 2>/dev/null; exec journalctl "$@"', "--no-pager", "--quiet", "--output=cat",
+                  f"--lines={lines}", *(f"--unit={u}" for u in units))
     return sh('exec tail -n "$1" -- "$2"', lines, APACHE_ERROR_LOG)
 
 

@@ -162,7 +162,9 @@ def test_app_units_serve_and_restart_without_dropping(server, release_venv: Path
         if file.check == "systemd":
             (units / file.path.name).write_text(file.content)
         elif str(file.path).startswith("/etc/hello/"):
-            (etc / file.path.name).write_text(file.content)
+            target = etc / file.path.relative_to("/etc/hello")  # the WSGI entry sits in /etc/hello/wsgi/
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(file.content)
     (data / "driver.sh").write_text(DRIVER)
     (data / "driver.sh").chmod(0o755)
     (units / "driver.service").write_text(

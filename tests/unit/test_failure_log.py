@@ -71,8 +71,9 @@ def test_tail_keeps_the_last_lines_and_the_cause_is_searched_above_them():
 
 def test_which_log():
     gunicorn = f.host()
-    assert log_command(f.app(), gunicorn)[:2] == ("journalctl", "--no-pager")
-    assert "--unit=hello.service" in log_command(f.app(), gunicorn)
+    journal = log_command(f.app(), gunicorn)
+    assert journal[:2] == ("sh", "-c") and "journalctl --sync" in journal[2] and journal[4:6] == ("--no-pager", "--quiet")
+    assert "--unit=hello.service" in journal and "--unit=hello.socket" not in journal
     mod_wsgi = log_command(f.app(), f.host(server="mod_wsgi", proxy="apache"))
     assert mod_wsgi[-1] == "/var/log/apache2/error.log"
 
@@ -94,7 +95,7 @@ def test_a_unit_that_does_not_start_says_why_in_the_error_and_in_json():
     def fails(argv):
         if argv[:2] == ("systemctl", "restart") or argv[:3] == ("systemctl", "enable", "--now") and "hello.service" in argv:
             return 1, "Job for hello.service failed because the control process exited with error code."
-        if argv[0] == "journalctl":
+        if "journalctl --sync" in " ".join(argv):
             return 0, GUNICORN_23
         return None
 
