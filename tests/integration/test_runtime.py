@@ -72,7 +72,7 @@ class Probe:
         self.cert = root / "inv" / "cert.pem"
         sans = ",".join(f"DNS:{n}" for n in NAMES.values())
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", str(root / "inv" / "key.pem"), "-out", str(self.cert), "-days", "2",
+                        "-nodes", "-keyout", str(root / "inv" / "key.pem"), "-out", str(self.cert), "-days", "30",  # verify wants more than 14 days left
                         "-subj", "/CN=deployer-lab", "-addext", f"subjectAltName={sans}"],
                        check=True, capture_output=True)
         self.doc = {
