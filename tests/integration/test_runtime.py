@@ -70,9 +70,9 @@ class Probe:
         (root / "app" / "requirements.txt").write_text("Flask==3.1.3\ngunicorn\n")
         (root / "inv").mkdir()
         self.cert = root / "inv" / "cert.pem"
-        sans = ",".join(f"DNS:{n}" for n in NAMES.values())
+        sans = ",".join(f"DNS:{n}" for n in NAMES.values())  # valid 30 days: verify wants more than 14
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-keyout", str(root / "inv" / "key.pem"), "-out", str(self.cert), "-days", "30",  # verify wants more than 14 days left
+                        "-nodes", "-keyout", str(root / "inv" / "key.pem"), "-out", str(self.cert), "-days", "30",
                         "-subj", "/CN=deployer-lab", "-addext", f"subjectAltName={sans}"],
                        check=True, capture_output=True)
         self.doc = {
