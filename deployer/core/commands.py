@@ -199,7 +199,7 @@ def remove_paths(paths: Iterable[PurePosixPath]) -> Command:
 
 
 HEALTH_PROGRAM = r"""
-import http.client, socket, ssl, sys, time
+import http.client, re, socket, ssl, sys, time
 scheme, port, host, path, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
 end = time.monotonic() + deadline
 last = "no answer"
@@ -214,7 +214,8 @@ while True:
         resp = conn.getresponse(); body = resp.read()
         if 200 <= resp.status < 300:
             print(resp.status); sys.exit(0)
-        lines = [l.strip() for l in body.decode("utf-8", "replace").splitlines() if l.strip()]
+        text = re.sub(r"<[^>]*>", " ", body.decode("utf-8", "replace"))
+        lines = [" ".join(l.split()) for l in text.splitlines() if l.strip()]
         last = "HTTP %d" % resp.status + (": %s" % lines[-1][:300] if resp.status >= 500 and lines else "")
     except (OSError, http.client.HTTPException) as exc:
         last = str(exc) or type(exc).__name__

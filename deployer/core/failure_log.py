@@ -76,8 +76,9 @@ def cause_line(lines: Sequence[str]) -> str | None:
     messages = [message(line) for line in lines]
     for pattern in CAUSES:
         found = [m for m in messages if pattern.search(m)]
-        if found:
-            return found[-1]
+        if found:  # the exception's own line over a logger repeating its message
+            named = [m for m in found if EXCEPTION_LINE.match(m) or re.match(r"^\w+(?:Error|Exception)\b", m)]
+            return (named or found)[-1]
     exceptions = [m for m in messages if EXCEPTION_LINE.match(m)]
     if exceptions:
         return exceptions[-1]

@@ -55,6 +55,8 @@ PLAIN_TRACEBACK = "Traceback (most recent call last):\n  File \"app.py\", line 1
     (READ_ONLY, READ_ONLY.strip()),
     (PLAIN_TRACEBACK, "myapp.errors.ConfigError: DATABASE_URL is not set"),
     ("Error: No such command 'db'.\n", "Error: No such command 'db'."),
+    (HOOK_REDIS + "[2026-12-02 14:35:01 +0000] [7] [ERROR] No module named 'async_timeout'\n",
+     "ModuleNotFoundError: No module named 'async_timeout'"),
     ("all is well\nstill fine\n", None),
     ("", None),
 ])
@@ -116,3 +118,32 @@ def test_a_failed_hook_names_the_import_error_not_its_last_line():
     assert result.error == ("before_switch: hook flask db upgrade exited 2: "
                             "ModuleNotFoundError: No module named 'async_timeout'")
     assert result.as_dict()["log"]["lines"][-1] == "Error: No such command 'db'."
+
+
+def test_the_health_check_reports_a_5xx_body_last_text_line():
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from deployer.core.commands import health_check
+
+    class Failing(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"<!doctype html>\n<title>500</title>\n<p>sqlite3.OperationalError: database is locked</p>\n</html>\n"
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Failing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        argv = health_check("http", server.server_address[1], "app.example", "/healthz", 0.3)
+        out = subprocess.run([sys.executable, *argv[1:]], capture_output=True, text=True, timeout=30)
+    finally:
+        server.shutdown()
+    assert out.returncode == 1 and out.stdout.strip() == "HTTP 500: sqlite3.OperationalError: database is locked"
