@@ -137,11 +137,6 @@ CHECKS: dict[str, Callable[[str, str], None]] = {
 SHAPES = sorted(p.name for p in APPS.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 # Shapes deployer cannot serve yet, each with what fails (strict: a fix makes the test fail until removed here).
 KNOWN_FAILURES: dict[str, str] = {
-    # Both pass on lab1 and lab2 (and their proxy-header, UTF-8 fixes on lab3 with a short name: test_runtime.py);
-    # on lab3 the gate never finds the daemons. Names up to 17 characters pass ('(wsgi:basic-auth)'), 18 and 20
-    # fail: display-name looks cut to len("/usr/sbin/apache2") (issue 10: long app names under mod_wsgi).
-    "no_proxyfix": "lab3: '(wsgi:no-proxyfix) is not running' (18 characters; 17 pass)",
-    "non_ascii_env": "lab3: '(wsgi:non-ascii-env) is not running' (20 characters; 17 pass)",
     "old_gunicorn": "the gunicorn unit passes --no-control-socket, which gunicorn 20.1 does not know",
 }
 
