@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from deployer.config.model import App, Host
 from deployer.core.commands import Command, sh
-from deployer.core.journal import APACHE_ERROR_LOG
 from deployer.core.render import app_units
+from deployer.stacks import proxy_of
 
 TAIL_LINES = 20
 
@@ -93,7 +93,7 @@ def explain(source: str, text: str, lines: int = TAIL_LINES) -> FailureLog:
 
 def log_source(app: App, host: Host) -> str:
     units = service_units(app, host)
-    return f"journal of {', '.join(units)}" if units else str(APACHE_ERROR_LOG)
+    return f"journal of {', '.join(units)}" if units else str(proxy_of(host).error_log)
 
 
 def service_units(app: App, host: Host) -> tuple[str, ...]:
@@ -106,7 +106,7 @@ def log_command(app: App, host: Host, lines: int = 200) -> Command:
     if units:  # --sync first: what the unit printed as it died may not be in the journal yet
         return sh('journalctl --sync 2>/dev/null; exec journalctl "$@"', "--no-pager", "--quiet", "--output=cat",
                   f"--lines={lines}", *(f"--unit={u}" for u in units))
-    return sh('exec tail -n "$1" -- "$2"', lines, APACHE_ERROR_LOG)
+    return sh('exec tail -n "$1" -- "$2"', lines, proxy_of(host).error_log)  # the app runs inside the proxy
 
 
 def with_response(log: FailureLog, health_output: str) -> FailureLog:

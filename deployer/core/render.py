@@ -12,18 +12,21 @@ same relative names as the built-ins) and then in the built-in directory.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import templating
+from deployer.core.guard import check_context
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
-
-CHECKS = ("nginx", "apache", "systemd")
+from deployer.stacks import Check, FileSpec, proxy_of, server_of
+from deployer.stacks.mod_wsgi import wsgi_script_path
+from deployer.stacks.uwsgi import ini_path as uwsgi_ini_path
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class RenderedFile:
     owner: str = "root"
     group: str = "root"
     secret: bool = False  # True when content carries secrets (env file, TLS key)
-    check: str | None = None  # real checker that validates it: "nginx" | "apache" | "systemd"
+    check: Check | None = None  # the real checker that validates it
 
 
 @dataclass(frozen=True)
@@ -56,89 +59,41 @@ def tls_key_path(app: App) -> PurePosixPath:
     return PurePosixPath("/etc") / app.name / "tls" / "key.pem"
 
 
-def wsgi_script_path(app: App) -> PurePosixPath:
-    """deployer's WSGI entry (``app/wsgi.py.j2``), loaded by every app server.
-
-    A folder of its own on gunicorn's and uWSGI's Python path: nothing else there
-    can shadow the app's modules, and its name cannot be one of them (an app's own
-    ``wsgi.py`` is common).
-    """
-    return PurePosixPath("/etc") / app.name / "wsgi" / "deployer_wsgi.py"
-
-
-def wsgi_entry(app: App) -> str:
-    """The entry as app servers name it, ``module:callable``."""
-    return f"{wsgi_script_path(app).stem}:application"
-
-
-def proxy_hops(app: App, host: Host) -> int:
-    """Proxies deployer runs in front of the app server: 1 over the app's socket, 0 when Apache runs the app."""
-    return 1 if app_units(app, host) else 0
-
-
-def uwsgi_ini_path(app: App) -> PurePosixPath:
-    return PurePosixPath("/etc") / app.name / "uwsgi.ini"
-
-
 def site_path(app: App, host: Host) -> PurePosixPath:
-    if host.proxy == "nginx":
-        return PurePosixPath("/etc/nginx/sites-available") / f"{app.name}.conf"
-    return PurePosixPath("/etc/apache2/sites-available") / f"{app.name}.conf"
-
-
-def unit_path(unit: str) -> PurePosixPath:
-    return PurePosixPath("/etc/systemd/system") / unit
+    return proxy_of(host).site_path(app)
 
 
 # --- what runs ---------------------------------------------------------------------
 
 
-def app_units(app: App, host: Host) -> tuple[str, ...]:
-    """systemd units of the app server, socket first; () under mod_wsgi (Apache runs it).
+def wsgi_entry(app: App) -> str:
+    """deployer's WSGI entry as app servers name it, ``module:callable``."""
+    return f"{wsgi_script_path(app).stem}:application"
 
-    Start/enable the socket; restart the service on a release change (a HUP does
-    not follow a new ``current`` link); the socket keeps accepting meanwhile.
-    """
-    if host.server == "mod_wsgi":
-        return ()
-    return (f"{app.name}.socket", f"{app.name}.service")
+
+def proxy_hops(host: Host) -> int:
+    """Proxies deployer runs in front of the app server: 1 over the app's socket, 0 when Apache runs the app."""
+    return 0 if server_of(host).embedded else 1
+
+
+def app_units(app: App, host: Host) -> tuple[str, ...]:
+    """systemd units of the app server, socket first; () when it runs inside the proxy (mod_wsgi)."""
+    return server_of(host).units(app)
 
 
 def proxy_service(host: Host) -> str:
     """The systemd service of the front proxy, to reload after its config changes."""
-    return "nginx.service" if host.proxy == "nginx" else "apache2.service"
+    return proxy_of(host).service
 
 
 def apache_modules(host: Host) -> tuple[str, ...]:
-    """Apache modules the rendered site uses, for ``a2enmod`` (idempotent), in load order.
-
-    Complete on its own: the checker tests load only an MPM plus these.
-    authz_core (Require), alias (static files), headers (security headers,
-    RequestHeader); proxy + proxy_http for gunicorn/uwsgi over the unix socket;
-    wsgi for mod_wsgi; with TLS ssl (+ socache_shmcb for its session cache) and
-    rewrite (the 308 to HTTPS that keeps the host). ``()`` when the proxy is nginx.
-    """
-    if host.proxy != "apache":
-        return ()
-    mods = ["authz_core", "alias", "headers"]
-    if host.server == "mod_wsgi":
-        mods.append("wsgi")
-    else:
-        mods += ["proxy", "proxy_http"]
-    if host.tls is not None:
-        mods += ["socache_shmcb", "ssl", "rewrite"]
-    return tuple(mods)
+    """Proxy modules the rendered site uses (``a2enmod``), in load order; () for a proxy without modules."""
+    return proxy_of(host).modules(host, server_of(host))
 
 
 def apache_confs(app: App, host: Host) -> tuple[str, ...]:
-    """Apache ``conf-available`` names the deploy enables with ``a2enconf``."""
-    if host.proxy == "apache" and host.server == "mod_wsgi":
-        return (f"{app.name}-wsgi",)
-    return ()
-
-
-def apache_sites(app: App, host: Host) -> tuple[str, ...]:
-    return (app.name,) if host.proxy == "apache" else ()
+    """Proxy ``conf-available`` names the deploy enables (``a2enconf``); () for a proxy without them."""
+    return proxy_of(host).confs(app, server_of(host))
 
 
 def controller_files(host: Host) -> tuple[Path, ...]:
@@ -224,21 +179,14 @@ def builtin_templates_dir() -> Path:
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     search = [str(templates_dir)] if templates_dir is not None else []
     search.append(str(builtin_templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),  # first directory that has the name wins
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
+    env = templating.environment(search)  # sandboxed: the templates dir is the inventory's text, not code
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
     return env
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
-    text = _environment(inventory.templates_dir).get_template(name).render(ctx)
+    text = templating.render_template(_environment(inventory.templates_dir), name, ctx)
     return _tidy(text) if tidy else text
 
 
@@ -255,7 +203,7 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
     """What every template sees."""
     app = inventory.app
     layout = Layout.of(app, host)
-    return {
+    return check_context({  # every value re-checked before any template sees it
         "app": app,
         "host": host,
         "layout": layout,
@@ -270,8 +218,8 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "static_max_age": STATIC_MAX_AGE,
         "wsgi_script": wsgi_script_path(app),
         "wsgi_entry": wsgi_entry(app),
-        "proxy_hops": proxy_hops(app, host),
-        "entry_loads_env": proxy_hops(app, host) == 0,  # no unit, no EnvironmentFile=: Apache runs the app
+        "proxy_hops": proxy_hops(host),
+        "entry_loads_env": proxy_hops(host) == 0,  # no unit, no EnvironmentFile=: Apache runs the app
         "utf8_locale": UTF8_LOCALE,
         "uwsgi_ini": uwsgi_ini_path(app),
         "units": app_units(app, host),
@@ -279,7 +227,7 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "service_unit": f"{app.name}.service",
         "env_pairs": env_lines(app, reveal_secrets=reveal_secrets),
         "modules": apache_modules(host),
-    }
+    })
 
 
 # Not for the transient units of hooks and exec: removing the app user's IPC objects
@@ -320,37 +268,11 @@ def render_host(
     ctx = _context(inventory, host, reveal_secrets=reveal_secrets)
     files: list[RenderedFile] = []
 
-    # The front proxy's site.
-    if host.proxy == "nginx":
-        files.append(RenderedFile(site_path(app, host), _render(inventory, "nginx/site.conf.j2", ctx), check="nginx"))
-    else:
-        template = "apache/site-wsgi.conf.j2" if host.server == "mod_wsgi" else "apache/site-proxy.conf.j2"
-        files.append(RenderedFile(site_path(app, host), _render(inventory, template, ctx), check="apache"))
-        if host.server == "mod_wsgi":
-            files.append(
-                RenderedFile(
-                    PurePosixPath("/etc/apache2/conf-available") / f"{app.name}-wsgi.conf",
-                    _render(inventory, "apache/wsgi-global.conf.j2", ctx),
-                    check="apache",
-                )
-            )
-
-    # The app server.
-    if host.server in ("gunicorn", "uwsgi"):
-        files.append(
-            RenderedFile(
-                unit_path(f"{app.name}.socket"), _render(inventory, "systemd/app.socket.j2", ctx), check="systemd"
-            )
-        )
-        files.append(
-            RenderedFile(
-                unit_path(f"{app.name}.service"),
-                _render(inventory, f"systemd/{host.server}.service.j2", ctx),
-                check="systemd",
-            )
-        )
-    if host.server == "uwsgi":
-        files.append(RenderedFile(uwsgi_ini_path(app), _render(inventory, "uwsgi/uwsgi.ini.j2", ctx)))
+    # The front proxy's site, then the app server's files (each stack says which).
+    proxy, server = proxy_of(host), server_of(host)
+    for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
+        files.append(_render_spec(inventory, spec, ctx))
+    # deployer's WSGI entry, which every app server loads (see templates/app/wsgi.py.j2).
     files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
 
     # Environment and secrets: readable by root and the app's group only.
@@ -369,7 +291,26 @@ def render_host(
         files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
         key = tls.key.reveal() if reveal_secrets else str(tls.key)
         files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
-    return tuple(files)
+    return flag_secret_files(files, app.secrets.values() if reveal_secrets else ())
+
+
+def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> tuple[RenderedFile, ...]:
+    """Every file whose content carries a secret's value is secret too (an override template can put one anywhere)."""
+    values = [s.reveal() for s in secrets if s.reveal()]
+    return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
+
+
+def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:
+    return RenderedFile(spec.path, _render(inventory, spec.template, ctx, tidy=spec.tidy), check=spec.check)
+
+
+def file_metadata(inventory: Inventory, host: Host) -> dict[PurePosixPath, tuple[Check | None, bool]]:
+    """Each file render makes for ``host``: (checker, secret), TLS files included. For a rollback's snapshot."""
+    meta = {f.path: (f.check, f.secret) for f in render_host(inventory, host)}
+    if host.tls is not None:
+        meta[tls_cert_path(inventory.app)] = (None, False)
+        meta[tls_key_path(inventory.app)] = (None, True)
+    return meta
 
 
 def _with_newline(text: str) -> str:

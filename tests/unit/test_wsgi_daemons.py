@@ -69,8 +69,8 @@ def test_a_display_name_cut_to_apaches_argv0_length_still_names_the_group(tmp_pa
     assert serving(tmp_path) == {MARKER: str(tmp_path)}
 
 
-def test_a_display_name_shorter_than_apaches_argv0_is_padded_with_spaces(tmp_path, spawn) -> None:
-    """"(wsgi:probe)" in place of "/usr/sbin/apache2" reads "(wsgi:probe)     " (lab3: the gate failed on it)."""
+def test_a_display_name_shorter_than_apaches_argv0_is_padded_with_spaces_and_still_names_the_group(tmp_path, spawn) -> None:
+    """Measured on lab3: "(wsgi:hello)" shows as "(wsgi:hello)     " (the length of /usr/sbin/apache2)."""
     spawn(MARKER + "     ", tmp_path)
     assert serving(tmp_path) == {MARKER: str(tmp_path)}
 
