@@ -21,7 +21,8 @@ from pathlib import Path
 from deployer.errors import UsageError
 from deployer.remote.ssh import Remote
 from deployer.config.model import Host, Inventory
-from deployer.run.rollout import parallel, read_tls, secrets_of
+from deployer.remote.fanout import fan_out
+from deployer.run.rollout import read_tls, secrets_of
 from deployer.secret import Secret, mask_text
 from deployer.verify import suite
 from deployer.verify.checks import applicable, judge_all, probe_query, settings
@@ -110,7 +111,8 @@ def _last_line(text: str) -> str:
 
 def verify_all(inventory: Inventory, hosts: tuple[Host, ...], *, tests_dir: Path | None = None,
                keyword: str | None = None) -> list[HostReport]:
-    return parallel(lambda h: verify_host(inventory, h, tests_dir=tests_dir, keyword=keyword), hosts)
+    return [o.value for o in fan_out(hosts, lambda h: verify_host(inventory, h, tests_dir=tests_dir, keyword=keyword),
+                                     catch=())]
 
 
 def builtin_over(remote: Remote, inventory: Inventory) -> HostReport:
