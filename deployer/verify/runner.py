@@ -21,6 +21,7 @@ from pathlib import Path
 from deployer.errors import UsageError
 from deployer.remote.ssh import Remote
 from deployer.config.model import Host, Inventory
+from deployer.remote.connector import ConnectorFactory
 from deployer.remote.fanout import fan_out
 from deployer.run.rollout import read_tls, secrets_of
 from deployer.secret import Secret, mask_text
@@ -146,3 +147,18 @@ def deploy_verifier(inventory: Inventory) -> Callable[[Remote], str | None]:
             failure = verify_host(inventory, remote.host, tests_dir=inventory.verify_tests, builtin=False).failure()
         return failure
     return verify
+
+
+def builtin_all(inventory: Inventory, hosts: tuple[Host, ...], connect: ConnectorFactory) -> list[HostReport]:
+    """The built-in checks of every host judged in this process over ``connect``'s connections.
+
+    No pytest process and no user tests: what ``deploy`` runs after its health gate,
+    for hosts reached another way than SSH (the in-memory fake of the CLI tests).
+    """
+    from deployer.run.rollout import Session
+
+    with Session(inventory, hosts, connect) as session:
+        reports = {name: (o.value if o.ok else HostReport(name, error=o.message))
+                   for name, o in session.each(lambda remote: builtin_over(remote, inventory)).items()}
+        reports.update({name: HostReport(name, error=error) for name, error in session.errors.items()})
+    return [reports[h.name] for h in hosts]
