@@ -141,7 +141,8 @@ def test_plan_shows_steps_and_masked_diffs_and_changes_nothing(tmp_path, monkeyp
     result = proj.cli("plan")
     assert result.exit_code == 0, result.stderr
     assert "== web1 (198.18.1.2): would change" in result.stdout
-    assert "+APP_SECRET_KEY=***" in result.stdout.replace("'", "").replace('"', "") or "***" in result.stdout
+    assert "  - create /etc/hello/env\n" in result.stdout and "+++ /etc/hello/env (new)" in result.stdout
+    assert '+APP_SECRET_KEY="***"' in result.stdout
     assert SECRET not in result.stdout
     assert all(argv[0] == "python3" for argv in proj.fleet["web1"].calls)  # the facts program only: read-only
     assert proj.fleet["web1"].current is None
