@@ -33,10 +33,10 @@ class Project:
     inventory: Path
     fleet: FakeFleet
 
-    def cli(self, *args: str, wiring: Wiring | None = None) -> Result:
-        """``deployer ARGS -i INVENTORY`` in-process against the fake hosts (stdout and stderr apart)."""
+    def cli(self, command: str, *args: str, wiring: Wiring | None = None) -> Result:
+        """``deployer COMMAND -i INVENTORY ARGS`` in-process against the fake hosts."""
         runner = CliRunner()  # click 8.2+: result.stdout and result.stderr apart
-        return runner.invoke(main, [*args, "-i", str(self.inventory)],
+        return runner.invoke(main, [command, "-i", str(self.inventory), *args],
                              obj=wiring or Wiring(connect=self.fleet.connect), catch_exceptions=False)
 
 
