@@ -48,15 +48,6 @@ def test_exec_before_any_deploy_says_deploy_first(tmp_path, monkeypatch) -> None
     assert not proj.fleet["web1"].sent(lambda argv: "systemd-run" in argv)
 
 
-def test_exec_on_an_unreachable_host(tmp_path, monkeypatch) -> None:
-    proj = deployed(tmp_path, monkeypatch)
-    proj.fleet["web1"].unreachable = "Connection refused"
-    result = proj.cli("exec", "--", "true")
-    assert result.exit_code == 1
-    assert "web1: error: web1: cannot connect to 198.18.1.2:22: Connection refused" in result.stderr
-    assert "web2: exit 0" in result.stderr
-
-
 def test_exec_needs_a_command(tmp_path, monkeypatch) -> None:
     proj = project(tmp_path, monkeypatch)
     assert proj.cli("exec").exit_code == 2
@@ -116,11 +107,3 @@ def test_logs_follow_prints_lines_until_the_streams_end(tmp_path, monkeypatch) -
     assert "web1: hello: stopped (exit 0)" in result.stderr
     followed = proj.fleet["web1"].calls[-1]
     assert followed[:2] == ("sh", "-c") and "--follow" in followed
-
-
-def test_logs_of_an_unreachable_host_exits_1(tmp_path, monkeypatch) -> None:
-    proj = project(tmp_path, monkeypatch)
-    proj.fleet["web2"].unreachable = "No route to host"
-    result = proj.cli("logs")
-    assert result.exit_code == 1
-    assert "web2: error: web2: cannot connect to 198.18.2.2:22: No route to host" in result.stderr

@@ -152,15 +152,6 @@ def test_plan_shows_steps_and_masked_diffs_and_changes_nothing(tmp_path, monkeyp
     assert "== web1 (198.18.1.2): unchanged" in converged.stdout and "  - " not in converged.stdout
 
 
-def test_plan_of_an_unreachable_host_exits_1(tmp_path, monkeypatch) -> None:
-    proj = project(tmp_path, monkeypatch)
-    proj.fleet["web2"].unreachable = "No route to host"
-    result = proj.cli("plan")
-    assert result.exit_code == 1
-    assert "== web2: cannot plan: web2: cannot connect to 198.18.2.2:22: No route to host" in result.stdout
-    assert "== web1 (198.18.1.2): would change" in result.stdout
-
-
 def two_releases(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     proj = project(tmp_path, monkeypatch, hosts={"web1": host_doc("web1", 1)})
     first = release_of(proj.cli("deploy", "--no-verify", "--json"))

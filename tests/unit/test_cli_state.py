@@ -77,13 +77,6 @@ def test_releases_marks_current_and_failed(tmp_path, monkeypatch) -> None:
     assert lines[1].split()[1] == bad  # newest first
 
 
-def test_releases_of_an_unreachable_host(tmp_path, monkeypatch) -> None:
-    proj = project(tmp_path, monkeypatch, hosts={"web1": host_doc("web1", 1)})
-    proj.fleet["web1"].unreachable = "timed out"
-    result = proj.cli("releases")
-    assert result.stdout == "web1: error: web1: cannot connect to 198.18.1.2:22: timed out\n"
-
-
 def test_unlock_removes_the_lock_and_says_who_held_it(tmp_path, monkeypatch) -> None:
     proj = project(tmp_path, monkeypatch)
     proj.fleet["web1"].lock = '{"holder": "ci@runner", "pid": 42}\n'
@@ -93,15 +86,6 @@ def test_unlock_removes_the_lock_and_says_who_held_it(tmp_path, monkeypatch) -> 
                                           "web2: not locked"]
     assert proj.fleet["web1"].lock is None
     assert proj.fleet["web1"].sent(lambda argv: argv == ("rm", "-rf", "--", "/srv/hello/.deployer/lock"))
-
-
-def test_unlock_of_an_unreachable_host_exits_1(tmp_path, monkeypatch) -> None:
-    proj = project(tmp_path, monkeypatch)
-    proj.fleet["web2"].unreachable = "Connection refused"
-    result = proj.cli("unlock", "--limit", "web2,web1")
-    assert result.exit_code == 1
-    assert result.stdout == "web1: not locked\n"
-    assert "web2: error: web2: cannot connect to 198.18.2.2:22: Connection refused" in result.stderr
 
 
 def test_unlock_lets_a_locked_deploy_through(tmp_path, monkeypatch) -> None:
