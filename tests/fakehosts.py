@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -74,6 +75,15 @@ def fill_wheel_cache(cache: Path, requirements: Path) -> None:
     info = {"format": CACHE_FORMAT, "python": PYTHON, "arch": arch, "wheels": [], "sha256": {},
             "req_hash": requirements_lock_hash([], PYTHON, arch), "requirements": [str(requirements)]}
     (entry / "entry.json").write_text(json.dumps(info))
+
+
+class LaterClock:
+    """For ``monkeypatch.setattr("deployer.artifact.release.datetime", LaterClock)``: an hour on, so a
+    second release sorts after the first (ids start with the UTC time)."""
+
+    @staticmethod
+    def now(tz=None):  # noqa: ANN001, ANN205
+        return datetime.now(tz) + timedelta(hours=1)
 
 
 def journal_line(message: str, usec: int, unit: str = "hello.service") -> str:

@@ -76,8 +76,104 @@ PROGRAMS = {FACTS_PROGRAM: "facts", SNAPSHOT_PROGRAM: "snapshot", cmd.HEALTH_PRO
             PROBE_PROGRAM: "probe", cmd.RESTART_DAEMONS_PROGRAM: "restart_daemons"}
 
 
-class Shell:
-    """Runs one command against the state; unknown commands exit 127."""
+class Programs:
+    """The programs deployer runs directly (``systemctl``, ``rm``, ``ln``...), applied to the state."""
+
+    state: HostState
+
+    def run(self, argv: Command) -> CommandResult:
+        raise NotImplementedError
+
+    def systemctl(self, argv: Command) -> None:
+        verb, units = argv[1], [a for a in argv[2:] if not a.startswith("-")]
+        for unit in units:
+            state = self.state.units.setdefault(unit, {"active": "inactive", "enabled": "disabled", "pid": 0})
+            if verb in ("enable", "restart", "start", "reload-or-restart"):
+                was_running = state["active"] == "active" and state["pid"]
+                state.update(active="active", pid=state["pid"] or 4000 + len(self.state.calls))
+                if verb != "enable" or not was_running:
+                    self.state.running[unit] = self.state.current
+                if verb == "enable":
+                    state["enabled"] = "enabled"
+            elif verb in ("disable", "stop"):
+                state.update(active="inactive", pid=0)
+                if verb == "disable":
+                    state["enabled"] = "disabled"
+        if verb in ("restart", "reload-or-restart"):  # a graceful reload of Apache renews mod_wsgi's daemons
+            self.state.running["daemons"] = self.state.current
+
+    def rm(self, argv: Command) -> None:
+        for path in (a for a in argv[1:] if not a.startswith("-")):
+            if path.endswith("/.deployer/lock"):
+                self.state.lock = None
+            elif path.endswith("/.deployer/BAD"):
+                release = self.state.releases.get(PurePosixPath(path).parent.parent.name)
+                if release:
+                    release.bad = False
+            elif path.endswith("/current"):
+                self.state.current = None
+            elif RELEASE_DIR.match(path):
+                self.state.releases.pop(PurePosixPath(path).name, None)
+            elif PurePosixPath(path).parent.name == "venvs":
+                self.state.venvs.discard(PurePosixPath(path).name)
+            else:
+                self.state.files.pop(path, None)
+                self.state.links.pop(path, None)
+
+    def ln(self, argv: Command) -> None:
+        target, link = argv[-2], argv[-1]
+        if link.endswith("/.venv") and PurePosixPath(link).parent.name in self.state.releases:
+            self.state.releases[PurePosixPath(link).parent.name].venv = PurePosixPath(target).name
+        else:
+            self.state.links[link] = target
+
+    def a2en(self, argv: Command) -> None:
+        kind, name = {"a2enmod": ("mods", ".load"), "a2enconf": ("conf", ".conf"), "a2ensite": ("sites", ".conf")}[argv[0]]
+        self.state.links[f"/etc/apache2/{kind}-enabled/{argv[-1]}{name}"] = f"../{kind}-available/{argv[-1]}{name}"
+
+    def cat(self, argv: Command) -> CommandResult:
+        path = argv[-1]
+        if path.endswith("/.deployer/lock/info"):
+            content = self.state.lock
+        else:
+            content = self.state.files[path].content if path in self.state.files else None
+        if content is None:
+            return CommandResult(1, "", f"cat: {path}: No such file or directory")
+        return CommandResult(0, content, "")
+
+    def tail(self, argv: Command) -> CommandResult:
+        if argv[-1].endswith("/.deployer/releases.log"):
+            if not self.state.log:
+                return CommandResult(1, "", f"tail: cannot open '{argv[-1]}' for reading: No such file or directory")
+            return CommandResult(0, "".join(line + "\n" for line in self.state.log[-int(argv[2]):]), "")
+        return self.sh_tail_file(list(argv))
+
+    def journalctl(self, argv: Command) -> CommandResult:
+        units = [a.split("=", 1)[1] for a in argv if a.startswith("--unit=")]
+        return CommandResult(0, "".join(self.state.journal.get(u, "") for u in units), "")
+
+    def apt(self, argv: Command) -> None:
+        self.state.missing_packages -= {a for a in argv[argv.index("install") + 1:] if not a.startswith("-")}
+
+    def useradd(self, argv: Command) -> None:
+        self.state.user = {"uid": 998, "shell": "/usr/sbin/nologin", "home": argv[argv.index("--home-dir") + 1]}
+
+    def exists(self, path: str) -> bool:
+        if path.endswith("/current"):
+            return self.state.current is not None
+        return path in self.state.files or path in self.state.links
+
+    def sh_tail_file(self, args: list[str]) -> CommandResult:
+        path = args[-1]
+        file = self.state.files.get(path)
+        if file is None:
+            return CommandResult(1, "+0000\n", f"tail: cannot open '{path}' for reading: No such file or directory")
+        return CommandResult(0, "+0000\n" + file.content, "")
+
+
+class Shell(Programs):
+    """Runs one command against the state: scripts and host programs here, plain programs in ``Programs``;
+    unknown commands exit 127."""
 
     def __init__(self, state: HostState) -> None:
         self.state = state
@@ -203,13 +299,6 @@ class Shell:
         result = self.run(tuple(args[2:]))
         return CommandResult(result.code, result.stdout + result.stderr, "")  # 2>&1, as the script does
 
-    def sh_tail_file(self, args: list[str]) -> CommandResult:
-        path = args[-1]
-        file = self.state.files.get(path)
-        if file is None:
-            return CommandResult(1, "+0000\n", f"tail: cannot open '{path}' for reading: No such file or directory")
-        return CommandResult(0, "+0000\n" + file.content, "")
-
     def sh_follow(self, args: list[str]) -> CommandResult:
         return self.run(tuple(args))
 
@@ -219,84 +308,3 @@ class Shell:
             return CommandResult(1, "", f"sha256sum: {tree}: No such file or directory")
         self.state.venvs.add(PurePosixPath(venv).name)
         return None
-
-    # -- programs run directly ---------------------------------------------------
-
-    def systemctl(self, argv: Command) -> None:
-        verb, units = argv[1], [a for a in argv[2:] if not a.startswith("-")]
-        for unit in units:
-            state = self.state.units.setdefault(unit, {"active": "inactive", "enabled": "disabled", "pid": 0})
-            if verb in ("enable", "restart", "start", "reload-or-restart"):
-                was_running = state["active"] == "active" and state["pid"]
-                state.update(active="active", pid=state["pid"] or 4000 + len(self.state.calls))
-                if verb != "enable" or not was_running:
-                    self.state.running[unit] = self.state.current
-                if verb == "enable":
-                    state["enabled"] = "enabled"
-            elif verb in ("disable", "stop"):
-                state.update(active="inactive", pid=0)
-                if verb == "disable":
-                    state["enabled"] = "disabled"
-        if verb in ("restart", "reload-or-restart"):  # a graceful reload of Apache renews mod_wsgi's daemons
-            self.state.running["daemons"] = self.state.current
-
-    def rm(self, argv: Command) -> None:
-        for path in (a for a in argv[1:] if not a.startswith("-")):
-            if path.endswith("/.deployer/lock"):
-                self.state.lock = None
-            elif path.endswith("/.deployer/BAD"):
-                release = self.state.releases.get(PurePosixPath(path).parent.parent.name)
-                if release:
-                    release.bad = False
-            elif path.endswith("/current"):
-                self.state.current = None
-            elif RELEASE_DIR.match(path):
-                self.state.releases.pop(PurePosixPath(path).name, None)
-            elif PurePosixPath(path).parent.name == "venvs":
-                self.state.venvs.discard(PurePosixPath(path).name)
-            else:
-                self.state.files.pop(path, None)
-                self.state.links.pop(path, None)
-
-    def ln(self, argv: Command) -> None:
-        target, link = argv[-2], argv[-1]
-        if link.endswith("/.venv") and PurePosixPath(link).parent.name in self.state.releases:
-            self.state.releases[PurePosixPath(link).parent.name].venv = PurePosixPath(target).name
-        else:
-            self.state.links[link] = target
-
-    def a2en(self, argv: Command) -> None:
-        kind, name = {"a2enmod": ("mods", ".load"), "a2enconf": ("conf", ".conf"), "a2ensite": ("sites", ".conf")}[argv[0]]
-        self.state.links[f"/etc/apache2/{kind}-enabled/{argv[-1]}{name}"] = f"../{kind}-available/{argv[-1]}{name}"
-
-    def cat(self, argv: Command) -> CommandResult:
-        path = argv[-1]
-        if path.endswith("/.deployer/lock/info"):
-            content = self.state.lock
-        else:
-            content = self.state.files[path].content if path in self.state.files else None
-        if content is None:
-            return CommandResult(1, "", f"cat: {path}: No such file or directory")
-        return CommandResult(0, content, "")
-
-    def tail(self, argv: Command) -> CommandResult:
-        if argv[-1].endswith("/.deployer/releases.log"):
-            if not self.state.log:
-                return CommandResult(1, "", f"tail: cannot open '{argv[-1]}' for reading: No such file or directory")
-            return CommandResult(0, "".join(line + "\n" for line in self.state.log[-int(argv[2]):]), "")
-        return self.sh_tail_file(list(argv))
-
-    def journalctl(self, argv: Command) -> CommandResult:
-        units = [a.split("=", 1)[1] for a in argv if a.startswith("--unit=")]
-        return CommandResult(0, "".join(self.state.journal.get(u, "") for u in units), "")
-
-    def apt(self, argv: Command) -> None:
-        self.state.missing_packages -= {a for a in argv[argv.index("install") + 1:] if not a.startswith("-")}
-
-    def useradd(self, argv: Command) -> None:
-        self.state.user = {"uid": 998, "shell": "/usr/sbin/nologin", "home": argv[argv.index("--home-dir") + 1]}
-
-    def exists(self, path: str) -> bool:
-        if path.endswith("/current"):
-            return self.state.current is not None
-        return path in self.state.files or path in self.state.links

@@ -26,7 +26,7 @@ import fabric
 import paramiko
 
 from deployer.config.model import Host
-from deployer.remote.connector import Command, CommandFailed, CommandResult, ConnectError, brief  # noqa: F401 - re-exported
+from deployer.remote.connector import Command, CommandFailed, CommandResult, ConnectError  # noqa: F401 - re-exported
 from deployer.secret import Secret, mask_text
 
 _known_hosts_lock = threading.Lock()

@@ -20,7 +20,7 @@ from deployer.config.model import Host, Inventory
 from deployer.secret import mask_text
 
 if TYPE_CHECKING:  # imported when a command runs: fabric is slow to load for `check`
-    from deployer.remote.ssh import Remote
+    from deployer.remote.connector import Connector as Remote
     from deployer.run.rollout import Session
 
 DEFAULT_LINES = 50

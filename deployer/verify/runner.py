@@ -19,9 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deployer.errors import UsageError
-from deployer.remote.ssh import Remote
 from deployer.config.model import Host, Inventory
-from deployer.remote.connector import ConnectorFactory
+from deployer.remote.connector import Connector, ConnectorFactory
 from deployer.remote.fanout import fan_out
 from deployer.run.rollout import read_tls, secrets_of
 from deployer.secret import Secret, mask_text
@@ -116,7 +115,7 @@ def verify_all(inventory: Inventory, hosts: tuple[Host, ...], *, tests_dir: Path
                                      catch=())]
 
 
-def builtin_over(remote: Remote, inventory: Inventory) -> HostReport:
+def builtin_over(remote: Connector, inventory: Inventory) -> HostReport:
     """The built-in checks over an open connection, judged here: one probe round trip, no pytest.
 
     The same probe and judges as the pytest suite of ``deployer verify``; a deploy
@@ -135,13 +134,13 @@ def builtin_over(remote: Remote, inventory: Inventory) -> HostReport:
     return HostReport(remote.host.name, checks, seconds=time.monotonic() - started)
 
 
-def deploy_verifier(inventory: Inventory) -> Callable[[Remote], str | None]:
+def deploy_verifier(inventory: Inventory) -> Callable[[Connector], str | None]:
     """For ``deploy``: verify one host after its health gate; the reason it failed, or None.
 
     Built-in checks first, over the deploy's own connection; the user's tests
     (``verify.tests``) then run in a pytest process as ``deployer verify`` runs them.
     """
-    def verify(remote: Remote) -> str | None:
+    def verify(remote: Connector) -> str | None:
         failure = builtin_over(remote, inventory).failure()
         if failure is None and inventory.verify_tests is not None:
             failure = verify_host(inventory, remote.host, tests_dir=inventory.verify_tests, builtin=False).failure()

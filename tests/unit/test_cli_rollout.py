@@ -11,7 +11,7 @@ import json
 
 from deployer.core.commands import HEALTH_PROGRAM
 from deployer.verify.checks import settings
-from tests.fakehosts import SECRET, host_doc, project
+from tests.fakehosts import SECRET, LaterClock, host_doc, project
 from tests.unit.test_verify_checks import good_probe
 
 
@@ -156,20 +156,10 @@ def two_releases(tmp_path, monkeypatch):  # noqa: ANN001, ANN201
     proj = project(tmp_path, monkeypatch, hosts={"web1": host_doc("web1", 1)})
     first = release_of(proj.cli("deploy", "--no-verify", "--json"))
     (tmp_path / "app" / "app.py").write_text((tmp_path / "app" / "app.py").read_text() + "# v2\n")
-    monkeypatch.setattr("deployer.artifact.release.datetime", _Later)
+    monkeypatch.setattr("deployer.artifact.release.datetime", LaterClock)
     second = release_of(proj.cli("deploy", "--no-verify", "--json"))
     assert first != second and proj.fleet["web1"].current == second
     return proj, first, second
-
-
-class _Later:
-    """A clock an hour on, so the second release sorts after the first (ids start with the UTC time)."""
-
-    @staticmethod
-    def now(tz=None):  # noqa: ANN001, ANN205
-        from datetime import datetime, timedelta
-
-        return datetime.now(tz) + timedelta(hours=1)
 
 
 def test_rollback_returns_to_the_previous_release_with_its_configs(tmp_path, monkeypatch) -> None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from deployer.core.commands import HEALTH_PROGRAM
-from tests.fakehosts import SECRET, host_doc, project
-from tests.unit.test_cli_rollout import _Later as Later
+from tests.fakehosts import SECRET, LaterClock, host_doc, project
 
 
 def deployed(tmp_path, monkeypatch, **hosts):  # noqa: ANN001, ANN003, ANN201
@@ -64,7 +63,7 @@ def test_releases_marks_current_and_failed(tmp_path, monkeypatch) -> None:
     good = web1.current
     (tmp_path / "app" / "app.py").write_text((tmp_path / "app" / "app.py").read_text() + "# v2\n")
     web1.answer(lambda argv: argv[:3] == ("python3", "-c", HEALTH_PROGRAM) and web1.current != good, 1, "HTTP 502\n")
-    monkeypatch.setattr("deployer.artifact.release.datetime", Later)
+    monkeypatch.setattr("deployer.artifact.release.datetime", LaterClock)
     failed = proj.cli("deploy", "--no-verify", "--json")
     assert failed.exit_code == 1
     bad = json.loads(failed.stdout)["results"][0]["release"]
