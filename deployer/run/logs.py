@@ -20,7 +20,7 @@ from deployer.config.model import Host, Inventory
 from deployer.secret import mask_text
 
 if TYPE_CHECKING:  # imported when a command runs: fabric is slow to load for `check`
-    from deployer.remote.connector import Connector as Remote
+    from deployer.remote.connector import Connector
     from deployer.run.rollout import Session
 
 DEFAULT_LINES = 50
@@ -41,7 +41,7 @@ def fetch(session: Session, inventory: Inventory, lines: int, since: str | None,
 
     out = Collected()
 
-    def one(remote: Remote) -> None:
+    def one(remote: Connector) -> None:
         name = remote.host.name
         sources, note = journal.host_sources(inventory.app, remote.host, proxy)
         if note:
@@ -80,7 +80,7 @@ class Follower:
         self.stopping = threading.Event()
         self.failed = False
 
-    def start(self, remote: Remote, source: journal.Source, lines: int, since: str | None) -> None:
+    def start(self, remote: Connector, source: journal.Source, lines: int, since: str | None) -> None:
         argv = journal.stop_on_close(journal.read_command(source, lines, since, follow=True))
         channel = remote.open_stream(argv)
         self.channels.append(channel)
@@ -88,7 +88,7 @@ class Follower:
         self.threads.append(thread)
         thread.start()
 
-    def _read(self, remote: Remote, source: journal.Source, channel) -> None:  # noqa: ANN001
+    def _read(self, remote: Connector, source: journal.Source, channel) -> None:  # noqa: ANN001
         parser = journal.LineParser(remote.host.name, source)
         pending = b""
         try:
@@ -104,7 +104,7 @@ class Follower:
         finally:
             self.items.put(None)
 
-    def _put(self, remote: Remote, lines: list[journal.LogLine]) -> None:
+    def _put(self, remote: Connector, lines: list[journal.LogLine]) -> None:
         for line in lines:
             self.items.put(mask_text(journal.format_line(line, self.width), remote.secrets))
 
