@@ -1,9 +1,10 @@
-"""``deployer check`` and ``deployer render`` in-process: no host is contacted, secrets stay masked."""
+"""``deployer check`` and ``render`` in-process (no host contacted, secrets masked), and bad input for every command."""
 
 from __future__ import annotations
 
 import stat
 
+import pytest
 import yaml
 
 from tests.fakehosts import SECRET, host_doc, project
@@ -60,3 +61,14 @@ def test_render_out_writes_one_tree_per_host_secret_files_private(tmp_path, monk
     env = out / "web1" / "etc" / "hello" / "env"
     assert stat.S_IMODE(env.stat().st_mode) == 0o600 and "***" in env.read_text()
     assert (out / "web2" / "etc" / "systemd" / "system" / "hello.service").is_file()
+
+
+@pytest.mark.parametrize("argv", [("check",), ("render",), ("plan",), ("deploy",), ("rollback",), ("status",),
+                                  ("releases",), ("unlock",), ("logs",), ("verify",), ("exec", "--", "true")],
+                         ids=lambda argv: argv[0])
+def test_every_command_exits_2_on_a_bad_inventory_before_touching_a_host(tmp_path, monkeypatch, argv) -> None:  # noqa: ANN001
+    proj = project(tmp_path, monkeypatch, hosts={"web1": host_doc("web1", 1, workers=0)})
+    result = proj.cli(*argv)
+    assert result.exit_code == 2
+    assert f"{proj.inventory}:" in result.stderr and "workers" in result.stderr and "Traceback" not in result.stderr
+    assert proj.fleet.states == {}
