@@ -153,7 +153,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             ppid = f.read().rsplit(")", 1)[1].split()[1]
         with open("/proc/%s/cmdline" % pid, "rb") as f:
             argv0 = f.read().split(b"\0")[0]
-        if ppid == main and argv0.startswith(marker):
+        if ppid == main and len(argv0) > 6 and marker.startswith(argv0):  # display-name cut to argv[0]'s length
             os.kill(int(pid), signal.SIGUSR1)
             signalled.append(pid)
     except (OSError, IndexError):

@@ -78,7 +78,7 @@ for unit in q["units"]:
                           "enabled": props.get("UnitFileState", ""), "users": sorted(set(users)), "processes": len(users)}
 
 marker = q["process_marker"]
-out["daemons"] = [u for u, _, argv0 in procs if marker and argv0.startswith(marker)]
+out["daemons"] = [u for u, _, argv0 in procs if marker and len(argv0) > 6 and marker.startswith(argv0)]  # cut display-name
 
 out["site"] = {"enabled": os.path.exists(q["site_link"]), "link": q["site_link"]}
 

@@ -8,6 +8,7 @@ names this process as Apache's main PID. The lab proves the same on Apache.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,7 @@ from tests import factories as f
 from tests.unit.test_hooks_apply import FakeRemote, applier
 from tests.unit.test_plan import converged
 
+ME = pwd.getpwuid(os.getuid()).pw_name  # the daemons run as the app's user: here, this test's
 MARKER = f"(wsgi:test{os.getpid()})"
 OTHER_GROUP = f"(wsgi:test{os.getpid()}2)"  # a group whose name starts the same
 
@@ -33,8 +35,8 @@ def spawn():
     """Start ``sleep`` as ``argv0`` in ``cwd``; everything started is killed at the end."""
     procs: list[subprocess.Popen] = []
 
-    def start(argv0: str, cwd: Path) -> subprocess.Popen:
-        proc = subprocess.Popen([argv0, "60"], executable="sleep", cwd=cwd)
+    def start(argv0: str, cwd: Path, user: str | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen([argv0, "60"], executable="sleep", cwd=cwd, user=user)
         procs.append(proc)
         return proc
 
@@ -46,7 +48,7 @@ def spawn():
 
 def serving(tmp_path: Path) -> dict[str, str]:
     layout = Layout("hello", PurePosixPath(tmp_path))
-    command = facts_command(layout, user="nobody", packages=(), files=(), links=(), units=(), process_markers=(MARKER,))
+    command = facts_command(layout, user=ME, packages=(), files=(), links=(), units=(), process_markers=(MARKER,))
     return parse_facts(subprocess.run(command, capture_output=True, text=True, check=True).stdout).serving
 
 
@@ -59,6 +61,19 @@ def test_facts_report_every_daemon_release_so_a_half_restarted_group_is_not_take
     assert serving(tmp_path) == {MARKER: str(new)}
     spawn(MARKER, old)
     assert serving(tmp_path) == {MARKER: f"{new} and {old}"}
+
+
+def test_a_display_name_cut_to_apaches_argv0_length_still_names_the_group(tmp_path, spawn) -> None:
+    """mod_wsgi overwrites Apache's argv[0] in place: "(wsgi:factory-pkg)" shows as "(wsgi:factory-pkg"."""
+    spawn(MARKER[:-3], tmp_path)
+    assert serving(tmp_path) == {MARKER: str(tmp_path)}
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="starting a process as another user needs root")
+def test_a_daemon_of_another_user_is_not_the_apps(tmp_path, spawn) -> None:
+    """Two groups whose names share the cut prefix: the app user's uid tells them apart."""
+    spawn(MARKER[:-3], tmp_path, user="nobody")
+    assert serving(tmp_path) == {}
 
 
 def run_restart(tmp_path: Path, main_pid: int) -> subprocess.CompletedProcess:
@@ -78,6 +93,12 @@ def test_restart_signals_only_the_groups_daemons_under_apaches_main_process(tmp_
     assert sorted(done.stdout.split()) == sorted(str(p.pid) for p in daemons)
     assert [p.wait(10) for p in daemons] == [-signal.SIGUSR1] * 2
     assert other_group.poll() is None
+
+
+def test_restart_signals_daemons_whose_display_name_was_cut(tmp_path, spawn) -> None:
+    daemon = spawn(MARKER[:-2], tmp_path)
+    done = run_restart(tmp_path, os.getpid())
+    assert (done.returncode, done.stdout.split()) == (0, [str(daemon.pid)])
 
 
 def test_restart_fails_when_apache_runs_no_such_daemon(tmp_path, spawn) -> None:
