@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.core.commands import HEALTH_PROGRAM
+from deployer.core.commands import HEALTH_PROGRAM, RESTART_DAEMONS_PROGRAM
 from deployer.verify.checks import settings
 from tests.fakehosts import SECRET, LaterClock, host_doc, project
 from tests.unit.test_verify_checks import good_probe
@@ -189,3 +189,23 @@ def test_rollback_of_a_locked_host_exits_3(tmp_path, monkeypatch) -> None:
     result = proj.cli("rollback")
     assert result.exit_code == 3 and "locked" in result.stdout
     assert proj.fleet["web1"].current != first
+
+
+def test_every_stack_converges_on_a_fake_host(tmp_path, monkeypatch) -> None:
+    hosts = {"a": host_doc("a", 1, server="gunicorn", proxy="apache"), "b": host_doc("b", 2, server="uwsgi", proxy="apache"),
+             "c": host_doc("c", 3, server="mod_wsgi", proxy="apache"), "d": host_doc("d", 4, server="uwsgi")}
+    proj = project(tmp_path, monkeypatch, hosts=hosts)
+    first = proj.cli("deploy", "--no-verify", "--json")
+    assert first.exit_code == 0, first.stdout
+    assert {r["status"] for r in json.loads(first.stdout)["results"]} == {"deployed"}
+    assert proj.fleet["c"].links["/etc/apache2/mods-enabled/wsgi.load"] == "../mods-available/wsgi.load"
+    again = proj.cli("deploy", "--no-verify", "--json")
+    assert {r["status"] for r in json.loads(again.stdout)["results"]} == {"unchanged"}
+
+    (tmp_path / "app" / "app.py").write_text((tmp_path / "app" / "app.py").read_text() + "# v2\n")
+    sent_before = len(proj.fleet["c"].calls)
+    code_change = proj.cli("deploy", "--no-verify", "--json")
+    assert {r["status"] for r in json.loads(code_change.stdout)["results"]} == {"deployed"}
+    mod_wsgi = proj.fleet["c"].calls[sent_before:]
+    assert any(argv[:3] == ("python3", "-c", RESTART_DAEMONS_PROGRAM) for argv in mod_wsgi)
+    assert not any(argv[:2] == ("systemctl", "reload-or-restart") for argv in mod_wsgi)  # no 503s from a reload
