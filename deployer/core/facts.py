@@ -87,8 +87,8 @@ for marker in q["process_markers"]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0")[0]
-            # mod_wsgi cuts display-name to the length of Apache's argv[0]: a prefix names the group,
+                argv0 = f.read().split(b"\0")[0].rstrip(b" ")
+            # mod_wsgi writes display-name over argv[0], space-padded or cut to its length: a prefix names the group,
             # and the app user's uid tells apart two groups whose names start alike.
             if len(argv0) > 6 and marker.encode().startswith(argv0) and out["user"] and os.stat("/proc/" + pid).st_uid == out["user"]["uid"]:
                 cwds.add(os.readlink("/proc/%s/cwd" % pid))

@@ -62,7 +62,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         with open("/proc/%s/cgroup" % pid) as f:
             groups = [line.rstrip("\n").split(":", 2)[2] for line in f if line.count(":") >= 2]
         with open("/proc/%s/cmdline" % pid, "rb") as f:
-            argv0 = f.read().split(b"\0")[0].decode("utf-8", "replace")
+            argv0 = f.read().split(b"\0")[0].rstrip(b" ").decode("utf-8", "replace")
         procs.append((name_of(os.stat("/proc/" + pid).st_uid, pwd.getpwuid), groups, argv0))
     except OSError:
         pass

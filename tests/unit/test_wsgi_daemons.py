@@ -69,6 +69,12 @@ def test_a_display_name_cut_to_apaches_argv0_length_still_names_the_group(tmp_pa
     assert serving(tmp_path) == {MARKER: str(tmp_path)}
 
 
+def test_a_display_name_shorter_than_apaches_argv0_is_padded_with_spaces_and_still_names_the_group(tmp_path, spawn) -> None:
+    """mod_wsgi fills argv[0] with spaces first (memset), so "(wsgi:hello)" under /usr/sbin/apache2 reads "(wsgi:hello)     "."""
+    spawn(MARKER + "     ", tmp_path)
+    assert serving(tmp_path) == {MARKER: str(tmp_path)}
+
+
 @pytest.mark.skipif(os.getuid() != 0, reason="starting a process as another user needs root")
 def test_a_daemon_of_another_user_is_not_the_apps(tmp_path, spawn) -> None:
     """Two groups whose names share the cut prefix: the app user's uid tells them apart."""
