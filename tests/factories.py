@@ -8,17 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from deployer.config.model import TLS, App, Host, Inventory, Static, WsgiTarget
+from deployer import stacks
 from deployer.secret import Secret
 
 EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "hello"
 
-COMBINATIONS = (
-    ("gunicorn", "nginx"),
-    ("uwsgi", "nginx"),
-    ("gunicorn", "apache"),
-    ("uwsgi", "apache"),
-    ("mod_wsgi", "apache"),
-)
+COMBINATIONS = stacks.combinations()  # every valid (server, proxy), from the stack registry
 
 
 def app(**overrides) -> App:

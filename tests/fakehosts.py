@@ -18,13 +18,14 @@ from pathlib import Path
 import yaml
 from click.testing import CliRunner, Result
 
-from deployer.artifact.release import CACHE_FORMAT, host_arch, requirements_lock_hash, wheel_cache_key
+from deployer.artifact.dependencies import requirements
+from deployer.artifact.manifest import host_python_of, requirements_lock_hash
+from deployer.artifact.wheels import CACHE_FORMAT, wheel_cache_key
 from deployer.cli import main
 from deployer.cli.common import Wiring
-from deployer.remote.fake import FakeFleet
+from deployer.remote.fake import FakeFleet, HostState
 
 SECRET = "s3cr3t-Key_value"
-PYTHON = "3.11"
 APP_PY = 'from flask import Flask\napp = Flask(__name__)\n\n@app.get("/healthz")\ndef health():\n    return "ok"\n'
 
 
@@ -61,19 +62,21 @@ def project(tmp_path: Path, monkeypatch, hosts: dict[str, dict] | None = None, *
     }
     inventory = tmp_path / "inventory.yml"
     inventory.write_text(yaml.safe_dump(doc, sort_keys=False))
-    fill_wheel_cache(tmp_path / "cache", source / "requirements.txt")
+    fill_wheel_cache(tmp_path / "cache", source)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("DEPLOYER_INVENTORY", raising=False)
     return Project(tmp_path, inventory, FakeFleet())
 
 
-def fill_wheel_cache(cache: Path, requirements: Path) -> None:
-    """The cache entry ``ensure_wheels`` looks for: no wheels, so no pip and no network."""
-    arch = host_arch()
-    entry = cache / "deployer" / "wheels" / wheel_cache_key([requirements.read_bytes()], PYTHON, arch)
+def fill_wheel_cache(cache: Path, source: Path) -> None:
+    """The cache entry ``ensure_wheels`` looks for, for the fake hosts' Python: no wheels, so no pip and no network."""
+    state = HostState()
+    target = host_python_of(state.python, state.platform)
+    declared = requirements(source, "requirements.txt")
+    entry = cache / "deployer" / "wheels" / wheel_cache_key([p.read_bytes() for p in declared.inputs], target)
     (entry / "wheels").mkdir(parents=True)
-    info = {"format": CACHE_FORMAT, "python": PYTHON, "arch": arch, "wheels": [], "sha256": {},
-            "req_hash": requirements_lock_hash([], PYTHON, arch), "requirements": [str(requirements)]}
+    info = {"format": CACHE_FORMAT, "target": target.as_dict(), "wheels": [], "sha256": {},
+            "req_hash": requirements_lock_hash({}, target)}
     (entry / "entry.json").write_text(json.dumps(info))
 
 

@@ -24,6 +24,14 @@ def check(inventory_path: Path, limit: str | None) -> None:
     click.echo(f"ok: {len(hosts)} host{'s' if len(hosts) != 1 else ''} selected", err=True)
 
 
+def _declared(app) -> str:  # noqa: ANN001
+    """Which file declares the dependencies; a source with none is refused here (exit 2), not at deploy."""
+    from deployer.artifact.dependencies import detect
+
+    declared = detect(app)
+    return declared.label if app.requirements else f"{declared.label} (detected)"
+
+
 def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[str, Any]:
     """A plain, secret-free view of the resolved inventory (for ``check``)."""
     app = inventory.app
@@ -32,7 +40,7 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "name": app.name,
             "source": str(app.source),
             "wsgi": str(app.wsgi),
-            "requirements": app.requirements,
+            "requirements": _declared(app),
             "health": app.health,
             "env": dict(app.env),
             "secrets": {name: str(value) for name, value in app.secrets.items()},

@@ -37,7 +37,8 @@ def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json:
 @limit_option
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
-    from deployer.artifact.release import build_artifact, short_hash
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
     from deployer.run import rollout
 
     inventory, hosts = load(inventory_path, limit)
@@ -48,6 +49,8 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         artifact = build_artifact(inventory.app, python=rollout.host_python(facts))
         target = rollout.Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
         plans = rollout.plan_all(session, files, facts, target)
+    if facts:
+        click.echo(dependencies_line(artifact))
     failed = False
     for host in hosts:
         if host.name in session.errors:
@@ -65,6 +68,14 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         for change in p.changes:
             click.echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def dependencies_line(artifact) -> str:  # noqa: ANN001
+    """``dependencies: 9 wheels for CPython 3.11.2 on x86_64-manylinux_2_36 (from uv.lock)``"""
+    count = len(artifact.wheel_names)
+    target = artifact.target.describe() if artifact.target else f"Python {artifact.python}"
+    source = f" (from {artifact.declared})" if artifact.declared else ""
+    return f"dependencies: {count} wheel{'s' if count != 1 else ''} for {target}{source}"
 
 
 @click.command()

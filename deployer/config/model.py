@@ -12,8 +12,6 @@ from pathlib import Path, PurePosixPath
 
 from deployer.secret import Secret
 
-SERVERS = ("gunicorn", "uwsgi", "mod_wsgi")
-PROXIES = ("nginx", "apache")
 HOST_KEY_POLICIES = ("strict", "accept-new")
 HOOK_STAGES = ("before_switch", "after_switch", "after_rollback")
 HOOK_TIMEOUT = 600  # seconds; a hook's own `timeout` overrides it
@@ -77,7 +75,7 @@ class App:
     name: str
     source: Path  # absolute, on the controller
     wsgi: WsgiTarget
-    requirements: str = "requirements.txt"  # relative to source
+    requirements: str | None = None  # relative to source; None: detected (artifact.dependencies)
     health: str = "/healthz"
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)

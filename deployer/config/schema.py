@@ -13,7 +13,8 @@ import difflib
 import ipaddress
 import os
 import re
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,8 +24,6 @@ from deployer.config.model import (
     HOOK_STAGES,
     HOOK_TIMEOUT,
     HOST_KEY_POLICIES,
-    PROXIES,
-    SERVERS,
     TLS,
     App,
     Hook,
@@ -34,7 +33,8 @@ from deployer.config.model import (
     Static,
     WsgiTarget,
 )
-from deployer.config.yamldoc import YamlDoc
+from deployer.config.yamldoc import YamlDoc, key_path
+from deployer.stacks import PROXIES, SERVERS, combination_problem
 
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
@@ -52,14 +52,53 @@ GROUP_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,62}")
 USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 DNS_NAME_RE = re.compile(
-    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+    r"(\*\.)?([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?",
+    re.ASCII,
 )
 REL_PATH_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*")
 ABS_PATH_RE = re.compile(r"(/[A-Za-z0-9_][A-Za-z0-9._-]*)+")
 URL_PATH_RE = re.compile(r"/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?")
-WSGI_RE = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)(\(\))?")
+WSGI_RE = re.compile(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):([A-Za-z_]\w*)(\(\))?", re.ASCII)
 SIZE_RE = re.compile(r"[0-9]{1,6}[kKmMgG]?")
-LOCAL_PATH_FORBIDDEN = ("\n", "\r", "\0")
+
+# An app name becomes a system user and group, /etc/<name>/, <name>.service and
+# <name>.socket, and nginx/apache site names: none may be one the system has.
+# Debian's base-passwd users and groups, users and units of the packages a web
+# host runs, systemd's own names, and /etc directories /etc/<name>/ would land in.
+RESERVED_APP_NAMES = frozenset("""
+    root daemon bin sys sync games man lp mail news uucp proxy www-data backup list irc gnats
+    nobody nogroup sshd ssh messagebus syslog adm tty disk kmem dialout fax voice cdrom floppy
+    tape sudo audio dip operator src shadow utmp video sasl plugdev staff users input kvm render
+    netdev crontab ssl-cert polkitd tss uuidd tcpdump dnsmasq avahi statd postfix postdrop
+    postgres mysql redis memcache memcached rabbitmq mongodb bind ntp ntpsec chrony systemd
+    nginx apache apache2 httpd uwsgi gunicorn lighttpd haproxy varnish certbot letsencrypt
+    cron anacron atd dbus udev rsyslog networking network ifupdown resolvconf getty console-setup
+    keyboard-setup apparmor auditd ufw nftables iptables fail2ban unattended-upgrades apt dpkg
+    docker containerd snapd multipath lvm2 mdadm kmod procps rsync logrotate exim4 dovecot
+    emergency rescue reboot halt poweroff shutdown kexec default default-ssl multi-user graphical
+    basic sysinit sockets timers paths slices local-fs remote-fs init user session login
+    deployer security charset alternatives pam ssl sudoers skel profile modprobe sysctl ld python3
+    python bash sh hosts hostname passwd group gshadow environment fstab machine-id localtime
+    opt srv var tmp home usr etc proc dev run boot lib lib64 sbin media mnt ssh-agent cloud-init
+    cloud-config cloud-final
+""".split())
+# Families of units and users: systemd-networkd, dbus-broker, debian-exim, apt-daily,
+# dpkg-db-backup, serial-getty, nginx-debug, apache-htcacheclean, postgresql@, redis-server.
+RESERVED_APP_PREFIXES = ("systemd-", "dbus-", "debian-", "apt-", "dpkg-", "serial-getty", "nginx-",
+                         "apache2-", "apache-", "php-", "postgresql", "mysql-", "mariadb", "redis-")
+
+# deploy_root: the app's tree lives at <deploy_root>/<app>, managed by root. Refused:
+# these trees and everything below them (system files, memory file systems, other
+# users' homes: whoever can write a parent can swap the app's directory) ...
+SYSTEM_TREES = tuple(PurePosixPath(p) for p in (
+    "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/lost+found",
+    "/media", "/proc", "/root", "/run", "/sbin", "/snap", "/sys", "/tmp", "/usr", "/var/tmp",
+    "/var/run", "/var/lock", "/var/log", "/var/mail", "/var/spool", "/var/cache", "/var/backups",
+    "/var/crash", "/var/lib/dpkg", "/var/lib/apt", "/var/lib/systemd", "/var/lib/private",
+    "/dev/shm",
+))
+# ... and these exact directories (their children, like /var/www or /opt/apps, are fine).
+SYSTEM_DIRS = tuple(PurePosixPath(p) for p in ("/", "/var", "/var/lib", "/mnt"))
 
 
 class Invalid(ValueError):
@@ -124,7 +163,9 @@ def boolean(value: Any) -> bool:
     return value
 
 
-def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+def choice(options: Collection[str]) -> Callable[[Any], str]:
+    """One of ``options``; a registry's dict is read at each call, so a stack registered later counts."""
+
     def convert(value: Any) -> str:
         if value not in options:
             raise Invalid("one of " + ", ".join(options))
@@ -133,13 +174,40 @@ def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
     return convert
 
 
+def ip_literal(value: str) -> str | None:
+    """The normalized IP address, or None; Invalid for an IPv6 zone id.
+
+    ``ipaddress`` accepts ``::1%<anything but % and />`` (newlines, ';', '{'
+    and quotes included): a zone id reached nginx's and Apache's configs as
+    directives. deployer never needs one, so '%' is refused outright.
+    """
+    if "%" in value:
+        raise Invalid("an IP address without a zone id", " ('%' is not allowed)")
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def dns_name(value: str, *, wildcard: bool) -> str | None:
+    """A hostname per RFC 1123 (labels of 1-63 letters, digits, '-', 253 in all), lowercased.
+
+    The last label may not be all digits, so ``10.0.0.256`` is no name either.
+    ``*.`` in front only where ``wildcard`` (nginx and Apache server names).
+    """
+    if not DNS_NAME_RE.fullmatch(value) or (value.startswith("*") and not wildcard):
+        return None
+    bare = value.removeprefix("*.").rstrip(".")
+    if len(bare) > 253 or bare.rsplit(".", 1)[-1].isdigit():
+        return None
+    return value.lower()
+
+
 def address(value: Any) -> str:
     if isinstance(value, str):
-        try:
-            return str(ipaddress.ip_address(value))
-        except ValueError:
-            if DNS_NAME_RE.fullmatch(value) and not value.startswith("*"):
-                return value
+        normalized = ip_literal(value) or dns_name(value, wildcard=False)
+        if normalized:
+            return normalized
     detail = _bad_char(value, DNS_NAME_RE) if isinstance(value, str) else ""
     raise Invalid("an IP address or a DNS name", detail)
 
@@ -153,20 +221,46 @@ def server_names(value: Any) -> tuple[str, ...]:
     for item in items:
         if not isinstance(item, str):
             raise Invalid(expected)
-        try:
-            names.append(str(ipaddress.ip_address(item)))
-            continue
-        except ValueError:
-            pass
-        if not DNS_NAME_RE.fullmatch(item):
+        normalized = ip_literal(item) or dns_name(item, wildcard=True)
+        if not normalized:
             raise Invalid(expected, _bad_char(item, DNS_NAME_RE))
-        names.append(item)
+        names.append(normalized)
     return tuple(names)
+
+
+def app_name(value: Any) -> str:
+    """A name no system user, group, unit or /etc directory has (see RESERVED_APP_NAMES)."""
+    name = regex(APP_NAME_RE, "a name matching ^[a-z][a-z0-9-]{0,30}$")(value)
+    if name in RESERVED_APP_NAMES or name.startswith(RESERVED_APP_PREFIXES):
+        raise Invalid("a name of the app's own",
+                      " (a system user, unit or directory has it: the app would run as,"
+                      " or overwrite, what the system has under that name)")
+    return name
+
+
+def tls_file(resolve: Callable[[str], Path], dirs: tuple[Path, ...]) -> Callable[[Any], Path]:
+    """A tls file, resolved (links followed) into one of ``dirs``: render prints it, a deploy uploads it."""
+    def convert(value: Any) -> Path:
+        resolved = resolve(value)
+        if not any(resolved.is_relative_to(d) for d in dirs):
+            raise Invalid("a file in the inventory's directory (or in $DEPLOYER_TLS_DIRS)",
+                          " (deployer uploads it and render prints the certificate)")
+        return resolved
+
+    return convert
+
+
+def control_character(text: str, allowed: str = "\t") -> str | None:
+    """The first control character, line or paragraph separator in ``text`` not in ``allowed``."""
+    for ch in text:
+        if ch not in allowed and unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+            return f"U+{ord(ch):04X}"
+    return None
 
 
 def local_path(value: Any) -> str:
     """A file on the controller: any printable path, resolved by the loader."""
-    if not isinstance(value, str) or not value or any(c in value for c in LOCAL_PATH_FORBIDDEN):
+    if not isinstance(value, str) or not value or control_character(value, ""):
         raise Invalid("a file path")
     return value
 
@@ -180,6 +274,18 @@ def abs_path(value: Any) -> PurePosixPath:
         detail = _bad_char(value, ABS_PATH_RE) if isinstance(value, str) else ""
         raise Invalid("an absolute path like /srv (letters, digits, '.', '_', '-')", detail)
     return PurePosixPath(value)
+
+
+def deploy_root(value: Any) -> PurePosixPath:
+    """A directory of deployer's own: not /, not a system tree, not a home (SYSTEM_TREES)."""
+    path = PurePosixPath("/") if isinstance(value, str) and value and not value.strip("/") else abs_path(value)
+    if path in SYSTEM_DIRS:
+        raise Invalid("a dedicated directory like /srv or /opt/apps", f" ({path} is shared by the whole system)")
+    for tree in SYSTEM_TREES:
+        if path == tree or path.is_relative_to(tree):
+            raise Invalid("a dedicated directory like /srv or /opt/apps",
+                          f" ({tree} is the system's or a user's: root would manage the app's files there)")
+    return path
 
 
 def rel_path(value: Any) -> str:
@@ -207,28 +313,37 @@ def size(value: Any) -> str:
 
 
 def env_value(value: Any) -> str:
-    """Env values are quoted by the renderer; only line breaks cannot be kept."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    if not isinstance(value, str) or any(c in value for c in "\n\r\0"):
-        raise Invalid("a single-line string", " (line breaks are not allowed)" if isinstance(value, str) else "")
+    """Env values are quoted by the renderer; line breaks and control characters cannot be kept.
+
+    Numbers and bools arrive as the text the file has (``YamlDoc.text``): the
+    value is exactly what the file says (yamldoc refused what YAML 1.1 changes).
+    """
+    if not isinstance(value, str):
+        raise Invalid("a single-line string")
+    if any(c in value for c in "\n\r"):
+        raise Invalid("a single-line string", " (line breaks are not allowed)")
+    bad = control_character(value)
+    if bad:
+        raise Invalid("a single-line string", f" ({bad} is not allowed: no control characters but tab)")
     return value
 
 
 def argument(value: Any) -> str:
-    """One argv item: passed as is (never through a shell), so only NUL cannot be kept."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if not isinstance(value, str) or "\0" in value:
+    """One argv item, as the file has it: passed as is (never through a shell)."""
+    if not isinstance(value, str):
         raise Invalid("a string argument")
+    bad = control_character(value, "\t\n")
+    if bad:
+        raise Invalid("a string argument", f" ({bad} is not allowed)")
     return value
 
 
 def shell_script(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip() or "\0" in value:
+    if not isinstance(value, str) or not value.strip():
         raise Invalid("a non-empty script for sh -c")
+    bad = control_character(value, "\t\n")
+    if bad:
+        raise Invalid("a non-empty script for sh -c", f" ({bad} is not allowed)")
     return value
 
 
@@ -240,7 +355,7 @@ HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "become": boolean,
     "known_hosts": local_path,
     "host_key_policy": choice(HOST_KEY_POLICIES),
-    "server": choice(SERVERS),
+    "server": choice(SERVERS),  # names from the stack registry
     "proxy": choice(PROXIES),
     "server_name": server_names,
     "http_port": integer(1, 65535),
@@ -249,7 +364,7 @@ HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "workers": integer(1, 256),
     "threads": integer(1, 256),
     "timeout": integer(1, 3600),
-    "deploy_root": abs_path,
+    "deploy_root": deploy_root,
     "client_max_body_size": size,
 }
 
@@ -271,18 +386,18 @@ class Result:
 
 
 class _Validator:
-    def __init__(self, doc: YamlDoc, file: str, base_dir: Path) -> None:
+    def __init__(self, doc: YamlDoc, file: str, base_dir: Path, tls_dirs: tuple[Path, ...] = ()) -> None:
         self.doc = doc
         self.file = file
         self.base_dir = base_dir
+        self.tls_dirs = (base_dir.resolve(), *(d.resolve() for d in tls_dirs))
         self.problems: list[Problem] = []
         self.needs: list[FileNeed] = []
 
     # -- reporting ---------------------------------------------------------
 
     def problem(self, path: tuple[str | int, ...], message: str) -> None:
-        key = "/".join(str(p) for p in path)
-        self.problems.append(Problem(self.file, self.doc.line(path), key, message))
+        self.problems.append(Problem(self.file, self.doc.line(path), key_path(path), message))
 
     def field(self, path: tuple[str | int, ...], value: Any, convert: Callable[[Any], Any]) -> Any:
         try:
@@ -339,8 +454,9 @@ class _Validator:
                 self.problem(path, f"missing required key '{key}'")
                 continue
             text = self.field(path + (key,), raw[key], local_path)
-            if text is not None:
-                files[key] = self.local(text)
+            resolved = self.field(path + (key,), text, tls_file(self.local, self.tls_dirs)) if text else None
+            if resolved is not None:
+                files[key] = resolved
                 self.needs.append(FileNeed(path + (key,), files[key], "file"))
         return TLS(files["cert"], files["key"]) if len(files) == 2 else None
 
@@ -355,7 +471,7 @@ class _Validator:
         for key in ("name", "source", "wsgi"):
             if key not in raw:
                 self.problem(path, f"missing required key '{key}'")
-        name = self.field(path + ("name",), raw["name"], regex(APP_NAME_RE, "a name matching ^[a-z][a-z0-9-]{0,30}$")) if "name" in raw else None
+        name = self.field(path + ("name",), raw["name"], app_name) if "name" in raw else None
         source = None
         if "source" in raw and self.field(path + ("source",), raw["source"], local_path):
             source = self.local(raw["source"])
@@ -366,7 +482,10 @@ class _Validator:
             if text:
                 module, attr, call = WSGI_RE.fullmatch(text).groups()
                 wsgi = WsgiTarget(module, attr, bool(call))
-        requirements = self.field(path + ("requirements",), raw.get("requirements", "requirements.txt"), rel_path)
+        # unset: detected at build time (uv.lock, requirements.txt, pyproject.toml; see artifact.dependencies)
+        requirements = None
+        if raw.get("requirements") is not None:
+            requirements = self.field(path + ("requirements",), raw["requirements"], rel_path)
         if source and requirements:
             self.needs.append(FileNeed(path + ("requirements",), source / requirements, "file"))
         health = self.field(path + ("health",), raw.get("health", "/healthz"), url_path)
@@ -379,7 +498,7 @@ class _Validator:
         static = self.static(path + ("static",), raw.get("static"), source)
         keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
         hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
-        if None in (name, source, wsgi, requirements, health, keep):
+        if None in (name, source, wsgi, health, keep) or raw.get("requirements") is not None and requirements is None:
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
@@ -429,7 +548,8 @@ class _Validator:
         if not isinstance(value, list) or not value:
             self.problem(path, f"expected a non-empty argument list like [flask, db, upgrade], got {describe(value)}")
             return None
-        items = [self.field(path + (index,), item, argument) for index, item in enumerate(value)]
+        items = [self.field(path + (index,), self.doc.text(path + (index,), item), argument)
+                 for index, item in enumerate(value)]
         return None if None in items else tuple(items)
 
     def env(self, path: tuple[str | int, ...], value: Any) -> dict[str, str]:
@@ -442,7 +562,7 @@ class _Validator:
         for key, item in value.items():
             if self.field(path + (key,), key, regex(ENV_NAME_RE, "an environment name like APP_MODE")) is None:
                 continue
-            converted = self.field(path + (key,), item, env_value)
+            converted = self.field(path + (key,), self.doc.text(path + (key,), item), env_value)
             if converted is not None:
                 env[key] = converted
         return env
@@ -485,11 +605,15 @@ class _Validator:
         return Static(url.rstrip("/"), directory)
 
 
-def validate(doc: YamlDoc, file: str, path: Path) -> Result:
-    """Check a parsed inventory at ``path``; ``file`` is how messages name it."""
-    v = _Validator(doc, file, path.parent)
+def validate(doc: YamlDoc, file: str, path: Path, tls_dirs: tuple[Path, ...] = ()) -> Result:
+    """Check a parsed inventory at ``path``; ``file`` is how messages name it.
+
+    ``tls_dirs``: controller directories besides the inventory's own that
+    ``tls.cert`` and ``tls.key`` may name (the controller's choice, never the inventory's).
+    """
+    v = _Validator(doc, file, path.parent, tls_dirs)
     for path, line in doc.duplicates:
-        v.problems.append(Problem(file, line, "/".join(map(str, path)), "duplicate key (the earlier value would be ignored)"))
+        v.problems.append(Problem(file, line, key_path(path), "duplicate key (the earlier value would be ignored)"))
     data = doc.data
     if not isinstance(data, dict):
         v.problem((), f"expected a mapping with an 'app' section, got {describe(data)}")
@@ -500,7 +624,8 @@ def validate(doc: YamlDoc, file: str, path: Path) -> Result:
 
     entries, groups = _host_entries(v, top)
     hosts = _resolve_hosts(v, defaults, entries, groups)
-    if not hosts and not entries and isinstance(data.get("app"), dict):
+    host_problems = any(p.path.startswith(("groups", "hosts")) for p in v.problems)
+    if not hosts and not entries and isinstance(data.get("app"), dict) and not host_problems:
         v.problem((), "no hosts: list them under groups/<group>/hosts or hosts")
 
     templates_dir = None
@@ -606,8 +731,9 @@ def _resolve_hosts(
                 v.problem(where, "missing required key 'address'")
             continue
         host = _build_host(name, member_of, settings)
-        if host.server == "mod_wsgi" and host.proxy != "apache":
-            v.problem(where, f"server mod_wsgi runs inside apache: set proxy: apache (got proxy {host.proxy})")
+        combination = combination_problem(host.server, host.proxy)
+        if combination:
+            v.problem(where, combination)
         if host.tls and host.http_port == host.https_port:
             v.problem(where, f"http_port and https_port are both {host.http_port}: with tls they must differ")
         key = (host.address, host.ssh_port)

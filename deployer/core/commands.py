@@ -152,7 +152,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         with open("/proc/%s/stat" % pid) as f:
             ppid = f.read().rsplit(")", 1)[1].split()[1]
         with open("/proc/%s/cmdline" % pid, "rb") as f:
-            argv0 = f.read().split(b"\0")[0].rstrip(b" ")
+            argv0 = f.read().split(b"\0")[0].rstrip(b" ")  # a shorter display-name is padded with spaces
         if ppid == main and len(argv0) > 6 and marker.startswith(argv0):  # display-name cut to argv[0]'s length
             os.kill(int(pid), signal.SIGUSR1)
             signalled.append(pid)

@@ -18,9 +18,11 @@ Command = tuple[str, ...]
 
 # Runs on the host as root (or via sudo). Reads only. argv[1] is a JSON query.
 FACTS_PROGRAM = r"""
-import hashlib, json, os, pwd, shutil, subprocess, sys
+import hashlib, json, os, platform, pwd, shutil, subprocess, sys
 q = json.loads(sys.argv[1])
 out = {"python": "%d.%d.%d" % sys.version_info[:3], "files": {}, "links": {}, "units": {}, "serving": {}}
+out["platform"] = {"implementation": sys.implementation.name, "machine": platform.machine(),
+                   "libc": list(platform.libc_ver())}
 root = q["app_root"]
 def run(*argv):
     try:
@@ -87,8 +89,8 @@ for marker in q["process_markers"]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0")[0].rstrip(b" ")
-            # mod_wsgi writes display-name over argv[0], space-padded or cut to its length: a prefix names the group,
+                argv0 = f.read().split(b"\0")[0].rstrip(b" ")  # a shorter display-name is padded with spaces
+            # mod_wsgi cuts display-name to the length of Apache's argv[0]: a prefix names the group,
             # and the app user's uid tells apart two groups whose names start alike.
             if len(argv0) > 6 and marker.encode().startswith(argv0) and out["user"] and os.stat("/proc/" + pid).st_uid == out["user"]["uid"]:
                 cwds.add(os.readlink("/proc/%s/cwd" % pid))
@@ -135,6 +137,8 @@ class Facts:
     links: dict[str, str | None] = field(default_factory=dict)
     units: dict[str, Unit] = field(default_factory=dict)
     serving: dict[str, str] = field(default_factory=dict)
+    # the interpreter's implementation, CPU and C library: wheels are resolved for them
+    platform: dict = field(default_factory=dict)
 
     @property
     def python_version(self) -> tuple[int, int]:
@@ -151,7 +155,7 @@ class Facts:
 # What a plan is made from. Free space, pids, what serves and the lock itself change on
 # their own (a crash-looping app flips its unit's active state): comparing them would
 # refuse the very deploy that fixes it.
-PLANNED_ON = ("python", "packages", "user", "current", "releases", "venvs", "files", "links")
+PLANNED_ON = ("python", "platform", "packages", "user", "current", "releases", "venvs", "files", "links")
 
 
 def drift(planned: Facts, now: Facts) -> tuple[str, ...]:
@@ -200,6 +204,7 @@ def parse_facts(stdout: str) -> Facts:
         links=dict(data["links"]),
         units={k: Unit(**v) for k, v in data["units"].items()},
         serving=dict(data["serving"]),
+        platform=dict(data.get("platform") or {}),
     )
 
 

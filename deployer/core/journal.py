@@ -15,44 +15,25 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import PurePosixPath
 
 from deployer.core.commands import Command, sh
 from deployer.errors import UsageError
 from deployer.config.model import App, Host
-from deployer.core.render import app_units
+from deployer.stacks import LogSource, proxy_of, server_of
 
-NGINX_ERROR_LOG = PurePosixPath("/var/log/nginx/error.log")  # no error_log in templates/nginx: the default
-APACHE_ERROR_LOG = PurePosixPath("/var/log/apache2/error.log")  # no ErrorLog in templates/apache: the default
 JOURNAL_FIELDS = "MESSAGE,SYSLOG_IDENTIFIER,_COMM,_PID"
 SINCE_RE = re.compile(r"[A-Za-z0-9@+][A-Za-z0-9 :.+_-]{0,63}")
 
 
-@dataclass(frozen=True)
-class Source:
-    """One log on one host: a set of journal units or one file."""
-
-    label: str  # shown before each line of it when no better name is known
-    units: tuple[str, ...] = ()
-    file: PurePosixPath | None = None
+Source = LogSource  # one log on one host: a set of journal units or one file
 
 
 def host_sources(app: App, host: Host, proxy: bool) -> tuple[tuple[Source, ...], str | None]:
-    """The logs to read on ``host`` and, under mod_wsgi, a note saying where the app's output is."""
-    units = app_units(app, host)
-    sources: list[Source] = []
-    note = None
-    if units:
-        sources.append(Source(app.name, units=tuple(reversed(units))))  # service first: what people look for
-    else:
-        sources.append(Source("apache2", units=("apache2.service",)))
-        sources.append(Source("apache2 error.log", file=APACHE_ERROR_LOG))
-        note = (f"server mod_wsgi runs {app.name} inside apache2: showing apache2.service's journal "
-                f"and {APACHE_ERROR_LOG}")
+    """The logs to read on ``host`` and, when the app's output is not in units of its own, a note saying where."""
+    front = proxy_of(host)
+    sources, note = server_of(host).log_sources(app, front)
     if proxy:
-        error_log = NGINX_ERROR_LOG if host.proxy == "nginx" else APACHE_ERROR_LOG
-        if all(s.file != error_log for s in sources):
-            sources.append(Source(f"{host.proxy} error.log", file=error_log))
+        sources += tuple(s for s in front.log_sources() if all(s.file != have.file for have in sources))
     return tuple(sources), note
 
 

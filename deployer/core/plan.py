@@ -8,22 +8,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, replace
-from pathlib import PurePosixPath
 
-from deployer.core.commands import Command
 from deployer.core.facts import Facts
 from deployer.core.layout import Layout
 from deployer.config.model import App, Hook, Host, Inventory
-from deployer.core.render import (
-    RenderedFile,
-    apache_confs,
-    apache_modules,
-    apache_sites,
-    app_units,
-    proxy_service,
-    site_path,
-)
+from deployer.core.render import RenderedFile, app_units, proxy_service
 from deployer.secret import Secret, mask_text
+from deployer.stacks import Check, Link, proxy_of, server_of
 
 MIN_PYTHON = (3, 9)
 MIN_FREE_MB = 200
@@ -32,40 +23,12 @@ BASE_PACKAGES = ("python3", "python3-venv", "tar")
 
 def required_packages(host: Host) -> tuple[str, ...]:
     """Debian packages this host's server and proxy need."""
-    packages = list(BASE_PACKAGES)
-    packages.append("nginx" if host.proxy == "nginx" else "apache2")
-    if host.server == "uwsgi":
-        packages += ["uwsgi", "uwsgi-plugin-python3"]
-    elif host.server == "mod_wsgi":
-        packages.append("libapache2-mod-wsgi-py3")
-    return tuple(packages)
-
-
-@dataclass(frozen=True)
-class Link:
-    """A link the proxy needs (site enabled, module loaded): path -> target."""
-
-    path: PurePosixPath
-    target: str
-    enable: Command  # the idempotent command that creates it
+    return BASE_PACKAGES + proxy_of(host).packages + server_of(host).packages
 
 
 def required_links(app: App, host: Host) -> tuple[Link, ...]:
-    if host.proxy == "nginx":
-        available = site_path(app, host)
-        enabled = PurePosixPath("/etc/nginx/sites-enabled") / available.name
-        return (Link(enabled, str(available), ("ln", "-sfn", str(available), str(enabled))),)
-    links = []
-    for mod in apache_modules(host):
-        links.append(Link(PurePosixPath(f"/etc/apache2/mods-enabled/{mod}.load"),
-                          f"../mods-available/{mod}.load", ("a2enmod", "-q", mod)))
-    for conf in apache_confs(app, host):
-        links.append(Link(PurePosixPath(f"/etc/apache2/conf-enabled/{conf}.conf"),
-                          f"../conf-available/{conf}.conf", ("a2enconf", "-q", conf)))
-    for site in apache_sites(app, host):
-        links.append(Link(PurePosixPath(f"/etc/apache2/sites-enabled/{site}.conf"),
-                          f"../sites-available/{site}.conf", ("a2ensite", "-q", site)))
-    return tuple(links)
+    """The links the proxy needs for this app and server (site enabled, modules loaded)."""
+    return proxy_of(host).links(app, host, server_of(host))
 
 
 def service_units(app: App, host: Host) -> tuple[str, ...]:
@@ -74,8 +37,8 @@ def service_units(app: App, host: Host) -> tuple[str, ...]:
 
 
 def process_marker(app: App, host: Host) -> tuple[str, ...]:
-    """How to find mod_wsgi's daemon processes (named by WSGIDaemonProcess display-name)."""
-    return (f"(wsgi:{app.name})",) if host.server == "mod_wsgi" else ()
+    """How to find the server's processes no unit of its own holds (mod_wsgi's daemons, by display-name)."""
+    return server_of(host).process_markers(app)
 
 
 @dataclass(frozen=True)
@@ -162,7 +125,7 @@ class HostPlan:
 
     @property
     def units_changed(self) -> bool:
-        return any(c.file.check == "systemd" for c in self.changes)
+        return any(c.file.check == Check.SYSTEMD for c in self.changes)
 
     def steps(self) -> list[str]:
         """Human-readable steps in the order the deploy runs them."""
@@ -196,7 +159,7 @@ class HostPlan:
         if self.restart_app and self.services:
             out.append(f"restart {' '.join(self.services)}")
         if self.restart_app and self.daemons:
-            out.append(f"gracefully restart the mod_wsgi daemons {' '.join(self.daemons)} (SIGUSR1; Apache is not reloaded)")
+            out.append(f"gracefully restart the {self.host.server} daemons {' '.join(self.daemons)} (SIGUSR1; Apache is not reloaded)")
         if self.reload_proxy:
             out.append(f"reload {proxy_service(self.host)}")
         if not self.unchanged:
@@ -253,18 +216,19 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
     )
     switch = previous != release_id
     release_path = str(layout.release(release_id))
+    server_files = {spec.path for spec in server_of(host).files(app, host, proxy_of(host))}  # uwsgi.ini, wsgi.py
     app_changed = any(
-        c.file.path == layout.env_file or c.file.check == "systemd" or c.file.path.name.endswith((".ini", ".py"))
+        c.file.path == layout.env_file or c.file.check == Check.SYSTEMD or c.file.path in server_files
         for c in changes
     )
-    services = [u for u in units if u.endswith(".service")]
+    services = list(server_of(host).services(app))
     markers = process_marker(app, host)
     stale = any(facts.serving.get(u) not in (None, release_path) for u in (*services, *markers))
     proxy_running = proxy in facts.units and facts.units[proxy].active == "active"
     # mod_wsgi: Apache running without the app's daemons is broken; a reload starts them.
     daemons_missing = proxy_running and any(m not in facts.serving for m in markers)
     reload_proxy = (
-        any(c.file.check in ("nginx", "apache") or c.file.path.parent.name == "tls" for c in changes)
+        any(c.file.check == proxy_of(host).check or c.file.path.parent.name == "tls" for c in changes)
         or bool(links)
         or daemons_missing
     )

@@ -19,11 +19,13 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core.guard import check_context
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
-
-CHECKS = ("nginx", "apache", "systemd")
+from deployer.stacks import Check, FileSpec, proxy_of, server_of
+from deployer.stacks.mod_wsgi import wsgi_script_path
+from deployer.stacks.uwsgi import ini_path as uwsgi_ini_path
 
 
 @dataclass(frozen=True)
@@ -34,7 +36,7 @@ class RenderedFile:
     owner: str = "root"
     group: str = "root"
     secret: bool = False  # True when content carries secrets (env file, TLS key)
-    check: str | None = None  # real checker that validates it: "nginx" | "apache" | "systemd"
+    check: Check | None = None  # the real checker that validates it
 
 
 @dataclass(frozen=True)
@@ -56,74 +58,31 @@ def tls_key_path(app: App) -> PurePosixPath:
     return PurePosixPath("/etc") / app.name / "tls" / "key.pem"
 
 
-def wsgi_script_path(app: App) -> PurePosixPath:
-    """mod_wsgi's entry script: loads the env file, then imports the app."""
-    return PurePosixPath("/etc") / app.name / "wsgi.py"
-
-
-def uwsgi_ini_path(app: App) -> PurePosixPath:
-    return PurePosixPath("/etc") / app.name / "uwsgi.ini"
-
-
 def site_path(app: App, host: Host) -> PurePosixPath:
-    if host.proxy == "nginx":
-        return PurePosixPath("/etc/nginx/sites-available") / f"{app.name}.conf"
-    return PurePosixPath("/etc/apache2/sites-available") / f"{app.name}.conf"
-
-
-def unit_path(unit: str) -> PurePosixPath:
-    return PurePosixPath("/etc/systemd/system") / unit
+    return proxy_of(host).site_path(app)
 
 
 # --- what runs ---------------------------------------------------------------------
 
 
 def app_units(app: App, host: Host) -> tuple[str, ...]:
-    """systemd units of the app server, socket first; () under mod_wsgi (Apache runs it).
-
-    Start/enable the socket; restart the service on a release change (a HUP does
-    not follow a new ``current`` link); the socket keeps accepting meanwhile.
-    """
-    if host.server == "mod_wsgi":
-        return ()
-    return (f"{app.name}.socket", f"{app.name}.service")
+    """systemd units of the app server, socket first; () when it runs inside the proxy (mod_wsgi)."""
+    return server_of(host).units(app)
 
 
 def proxy_service(host: Host) -> str:
     """The systemd service of the front proxy, to reload after its config changes."""
-    return "nginx.service" if host.proxy == "nginx" else "apache2.service"
+    return proxy_of(host).service
 
 
 def apache_modules(host: Host) -> tuple[str, ...]:
-    """Apache modules the rendered site uses, for ``a2enmod`` (idempotent), in load order.
-
-    Complete on its own: the checker tests load only an MPM plus these.
-    authz_core (Require), alias (static files), headers (security headers,
-    RequestHeader); proxy + proxy_http for gunicorn/uwsgi over the unix socket;
-    wsgi for mod_wsgi; with TLS ssl (+ socache_shmcb for its session cache) and
-    rewrite (the 308 to HTTPS that keeps the host). ``()`` when the proxy is nginx.
-    """
-    if host.proxy != "apache":
-        return ()
-    mods = ["authz_core", "alias", "headers"]
-    if host.server == "mod_wsgi":
-        mods.append("wsgi")
-    else:
-        mods += ["proxy", "proxy_http"]
-    if host.tls is not None:
-        mods += ["socache_shmcb", "ssl", "rewrite"]
-    return tuple(mods)
+    """Proxy modules the rendered site uses (``a2enmod``), in load order; () for a proxy without modules."""
+    return proxy_of(host).modules(host, server_of(host))
 
 
 def apache_confs(app: App, host: Host) -> tuple[str, ...]:
-    """Apache ``conf-available`` names the deploy enables with ``a2enconf``."""
-    if host.proxy == "apache" and host.server == "mod_wsgi":
-        return (f"{app.name}-wsgi",)
-    return ()
-
-
-def apache_sites(app: App, host: Host) -> tuple[str, ...]:
-    return (app.name,) if host.proxy == "apache" else ()
+    """Proxy ``conf-available`` names the deploy enables (``a2enconf``); () for a proxy without them."""
+    return proxy_of(host).confs(app, server_of(host))
 
 
 def controller_files(host: Host) -> tuple[Path, ...]:
@@ -237,7 +196,7 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
     """What every template sees."""
     app = inventory.app
     layout = Layout.of(app, host)
-    return {
+    return check_context({  # every value re-checked before any template sees it
         "app": app,
         "host": host,
         "layout": layout,
@@ -257,7 +216,7 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "service_unit": f"{app.name}.service",
         "env_pairs": env_lines(app, reveal_secrets=reveal_secrets),
         "modules": apache_modules(host),
-    }
+    })
 
 
 # Not for the transient units of hooks and exec: removing the app user's IPC objects
@@ -298,39 +257,10 @@ def render_host(
     ctx = _context(inventory, host, reveal_secrets=reveal_secrets)
     files: list[RenderedFile] = []
 
-    # The front proxy's site.
-    if host.proxy == "nginx":
-        files.append(RenderedFile(site_path(app, host), _render(inventory, "nginx/site.conf.j2", ctx), check="nginx"))
-    else:
-        template = "apache/site-wsgi.conf.j2" if host.server == "mod_wsgi" else "apache/site-proxy.conf.j2"
-        files.append(RenderedFile(site_path(app, host), _render(inventory, template, ctx), check="apache"))
-        if host.server == "mod_wsgi":
-            files.append(
-                RenderedFile(
-                    PurePosixPath("/etc/apache2/conf-available") / f"{app.name}-wsgi.conf",
-                    _render(inventory, "apache/wsgi-global.conf.j2", ctx),
-                    check="apache",
-                )
-            )
-
-    # The app server.
-    if host.server in ("gunicorn", "uwsgi"):
-        files.append(
-            RenderedFile(
-                unit_path(f"{app.name}.socket"), _render(inventory, "systemd/app.socket.j2", ctx), check="systemd"
-            )
-        )
-        files.append(
-            RenderedFile(
-                unit_path(f"{app.name}.service"),
-                _render(inventory, f"systemd/{host.server}.service.j2", ctx),
-                check="systemd",
-            )
-        )
-    if host.server == "uwsgi":
-        files.append(RenderedFile(uwsgi_ini_path(app), _render(inventory, "uwsgi/uwsgi.ini.j2", ctx)))
-    if host.server == "mod_wsgi":
-        files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
+    # The front proxy's site, then the app server's files (each stack says which).
+    proxy, server = proxy_of(host), server_of(host)
+    for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
+        files.append(_render_spec(inventory, spec, ctx))
 
     # Environment and secrets: readable by root and the app's group only.
     files.append(
@@ -349,6 +279,19 @@ def render_host(
         key = tls.key.reveal() if reveal_secrets else str(tls.key)
         files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
     return tuple(files)
+
+
+def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:
+    return RenderedFile(spec.path, _render(inventory, spec.template, ctx, tidy=spec.tidy), check=spec.check)
+
+
+def file_metadata(inventory: Inventory, host: Host) -> dict[PurePosixPath, tuple[Check | None, bool]]:
+    """Each file render makes for ``host``: (checker, secret), TLS files included. For a rollback's snapshot."""
+    meta = {f.path: (f.check, f.secret) for f in render_host(inventory, host)}
+    if host.tls is not None:
+        meta[tls_cert_path(inventory.app)] = (None, False)
+        meta[tls_key_path(inventory.app)] = (None, True)
+    return meta
 
 
 def _with_newline(text: str) -> str:

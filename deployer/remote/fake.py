@@ -29,6 +29,8 @@ class HostState:
     """One fake host. Mutable: commands change it as they would change the real one."""
 
     python: str = "3.11.2"
+    platform: dict = field(default_factory=lambda: {"implementation": "cpython", "machine": "x86_64",
+                                                    "libc": ["glibc", "2.36"]})
     disk_free_mb: int = 5000
     missing_packages: set[str] = field(default_factory=set)
     user: dict | None = None

@@ -17,6 +17,7 @@ def facts_of(state: HostState, query: dict) -> dict:
 
     out = {
         "python": state.python,
+        "platform": dict(state.platform),
         "disk_free_mb": state.disk_free_mb,
         "packages": {p: p not in state.missing_packages for p in query["packages"]},
         "user": state.user,

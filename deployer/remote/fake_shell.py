@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from deployer.artifact.release import VENV_SCRIPT
+from deployer.artifact.venv import VENV_SCRIPT
 from deployer.core import commands as cmd
 from deployer.core import journal
 from deployer.core.facts import FACTS_PROGRAM, SNAPSHOT_PROGRAM

@@ -29,9 +29,11 @@ from deployer.core.facts import Facts, drift, facts_command, parse_facts
 from deployer.core.layout import Layout
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
-from deployer.artifact.release import Artifact, venv_command, venv_tree
+from deployer.artifact.manifest import Artifact
+from deployer.artifact.venv import venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
+from deployer.stacks import Check, proxy_of, server_of
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0
@@ -336,20 +338,19 @@ class Applier:
             raise
 
     def validate(self) -> None:
-        checks = {c.file.check for c in self.plan.changes} | ({self.host.proxy} if self.plan.links else set())
-        if "systemd" in checks:
+        proxy = proxy_of(self.host)
+        checks = {c.file.check for c in self.plan.changes} | ({proxy.check} if self.plan.links else set())
+        if Check.SYSTEMD in checks:
             # Verify the units as they will run this release: `current` may not point at it
             # yet (or at all, on a first deploy), and verify checks that ExecStart exists.
             release = str(self.layout.release(self.plan.release_id))
             staged = [
                 self.remote.upload(c.file.content.replace(str(self.layout.current), release).encode(), f"verify/{c.file.path.name}")
-                for c in self.plan.changes if c.file.check == "systemd"
+                for c in self.plan.changes if c.file.check == Check.SYSTEMD
             ]
             self.run("validate", ("systemd-analyze", "verify", *map(str, staged)))
-        if "nginx" in checks:
-            self.run("validate", ("nginx", "-t", "-q"))
-        if "apache" in checks:
-            self.run("validate", ("apache2ctl", "-t"))
+        if proxy.check in checks:
+            self.run("validate", proxy.check_argv)
 
     def go_live(self) -> None:
         plan = self.plan
@@ -362,19 +363,19 @@ class Applier:
         self.restart(plan.enable_units, plan.restart_app, plan.reload_proxy)
 
     def restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
-        proxy = proxy_service(self.host)
-        sockets = [u for u in enable if u.endswith(".socket")]
+        own_sockets = server_of(self.host).sockets(self.inventory.app)
+        sockets = [u for u in enable if u in own_sockets]
         if sockets:
             self.run("start", cmd.systemctl("enable", "--now", *sockets))
         if restart_app and self.plan.services:
             self.run("restart", cmd.systemctl("restart", *self.plan.services), timeout=120)
         if restart_app and self.plan.daemons:
             self.restart_daemons()
-        others = [u for u in enable if not u.endswith(".socket")]
+        others = [u for u in enable if u not in own_sockets]
         if others:
             self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
         if reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
-            self.run("reload", cmd.systemctl("reload-or-restart", proxy), timeout=120)
+            self.run("reload", proxy_of(self.host).reload(), timeout=120)
 
     def restart_daemons(self) -> None:
         """mod_wsgi: new daemon processes on the new release, Apache left alone (see cmd.restart_daemons)."""
@@ -463,7 +464,7 @@ class Applier:
             if units:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
-            self._quiet(cmd.systemctl("reload-or-restart", proxy))
+            self._quiet(proxy_of(self.host).reload())
             self.record("failed")
             return "failed"
         self._quiet(cmd.switch_current(self.layout, plan.previous))
@@ -473,7 +474,7 @@ class Applier:
         daemons_restarted = bool(plan.daemons) and not configs_touched and all(
             [self._quiet(cmd.restart_daemons(proxy, marker)) for marker in plan.daemons])
         if not daemons_restarted:
-            self._quiet(cmd.systemctl("reload-or-restart", proxy))
+            self._quiet(proxy_of(self.host).reload())
         healthy = self._quiet(self.health_command())
         self.rollback_error = self.after_rollback(plan.previous)
         self.record("rolled-back" if healthy else "rollback-unhealthy")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from deployer.artifact.manifest import HostPython, host_python_of
 from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
 from deployer.remote.connector import Connector, ConnectorFactory, ssh_connector
 from deployer.remote.fanout import Outcome, fan_out
@@ -21,8 +22,9 @@ from deployer.core.facts import Facts, snapshot_command
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
-from deployer.core.render import RenderedFile, TlsMaterial, render_host
+from deployer.core.render import RenderedFile, TlsMaterial, file_metadata, render_host
 from deployer.secret import Secret
+from deployer.stacks import check_for_path
 
 Progress = Callable[[str, str], None]
 
@@ -91,11 +93,14 @@ def gather_all(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> 
     return facts
 
 
-def host_python(facts: dict[str, Facts]) -> str:
-    versions = {".".join(map(str, f.python_version)) for f in facts.values()}
-    if len(versions) > 1:
-        raise DeployerError(f"hosts run different Python versions ({', '.join(sorted(versions))}): deploy them separately with --limit")
-    return versions.pop() if versions else "3.11"
+def host_python(facts: dict[str, Facts]) -> HostPython:
+    """The one interpreter every host runs (full version, implementation, CPU, glibc): wheels fit it exactly."""
+    targets = {name: host_python_of(f.python, f.platform) for name, f in facts.items()}
+    kinds = {t.describe() for t in targets.values()}
+    if len(kinds) > 1:
+        seen = ", ".join(f"{name}: {t.describe()}" for name, t in sorted(targets.items()))
+        raise DeployerError(f"hosts run different Pythons ({seen}): their wheels differ, deploy them separately with --limit")
+    return targets.popitem()[1] if targets else host_python_of("3.11", {})
 
 
 def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts: dict[str, Facts], target: Target) -> dict[str, HostPlan]:
@@ -113,7 +118,8 @@ def deploy(
     verify: Callable[[Connector], str | None] | None = None,
     connect: ConnectorFactory = ssh_connector,
 ) -> list[HostResult]:
-    from deployer.artifact.release import build_artifact, short_hash
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
 
     cancel = cancel or threading.Event()
     files = render_all(inventory, hosts, reveal_secrets=True)
@@ -151,18 +157,23 @@ def deploy(
     return [results[h.name] for h in hosts if h.name in results]
 
 
-def snapshot_files(remote: Connector, layout, release_id: str) -> tuple[RenderedFile, ...]:
-    """The configs a release was deployed with, read back from the host for a rollback."""
+def snapshot_files(remote: Connector, layout, release_id: str, meta: dict | None = None) -> tuple[RenderedFile, ...]:
+    """The configs a release was deployed with, read back from the host for a rollback.
+
+    Each file's checker and secrecy come from render (``meta``, see ``render.file_metadata``); a file
+    render no longer makes (the inventory changed since) gets the checker of the stack whose config
+    directory holds it, and is secret when others may not read it.
+    """
+    meta = meta or {}
     result = remote.run(snapshot_command(layout, release_id), check=False, mask=False)  # real content: it is installed again
     if not result.ok:
         raise DeployerError(f"{remote.host.name}: release {release_id} has no config snapshot")
     files = []
     for item in json.loads(result.stdout):
-        path = item["path"]
-        check = ("systemd" if path.startswith("/etc/systemd/") else "nginx" if path.startswith("/etc/nginx/")
-                 else "apache" if path.startswith("/etc/apache2/") else None)
-        files.append(RenderedFile(PurePosixPath(path), item["content"], item["mode"], item["owner"], item["group"],
-                                  secret=item["mode"] & 0o007 == 0, check=check))
+        path = PurePosixPath(item["path"])
+        check, secret = meta.get(path, (check_for_path(path), item["mode"] & 0o007 == 0))
+        files.append(RenderedFile(path, item["content"], item["mode"], item["owner"], item["group"],
+                                  secret=secret, check=check))
     return tuple(files)
 
 
@@ -198,7 +209,7 @@ def rollback(
             try:
                 facts = gather_facts(remote, inventory, ())
                 release_id = rollback_target(facts, to)
-                files = snapshot_files(remote, layout, release_id)
+                files = snapshot_files(remote, layout, release_id, file_metadata(inventory, remote.host))
                 facts = gather_facts(remote, inventory, files)
                 release = facts.release(release_id)
                 target = Target(release_id, release_id.rsplit("-", 1)[-1], release.venv or "", ".".join(map(str, facts.python_version)))

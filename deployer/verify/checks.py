@@ -16,7 +16,8 @@ from typing import Any
 
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
-from deployer.core.plan import process_marker, required_links
+from deployer.core.plan import process_marker
+from deployer.stacks import PROXIES, SERVERS, proxy_of, server_of
 from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
                              tls_cert_path, tls_key_path)
 
@@ -63,16 +64,18 @@ def settings(inventory: Inventory, host: Host) -> Settings:
             "name": app.name, "user": app.user, "wsgi": str(app.wsgi), "health": app.health,
             "env": dict(app.env), "secret_names": sorted(app.secrets),
             "static": {"url": app.static.url, "dir": app.static.dir} if app.static else None,
-            "app_files": [f"{module}.py", f"{module}/__init__.py"],
+            "app_files": [f"{where}{module}{end}" for where in ("", ".venv/lib/python3*/site-packages/")
+                          for end in (".py", "/__init__.py")],
         },
         "layout": {
             "app_root": str(layout.app_root), "releases": str(layout.releases), "current": str(layout.current),
             "shared": str(layout.shared), "env_file": str(layout.env_file), "socket": str(layout.socket),
         },
         "units": list(app_units(app, host)),
+        "services": list(server_of(host).services(app)),
         "proxy_service": proxy_service(host),
         "site": str(site_path(app, host)),
-        "site_link": str(next(link.path for link in required_links(app, host) if "sites-enabled" in str(link.path))),
+        "site_link": str(proxy_of(host).site_link(app)),
         "process_marker": (process_marker(app, host) or ("",))[0],
         "tls_files": {"cert": str(tls_cert_path(app)), "key": str(tls_key_path(app))} if host.tls else None,
     }
@@ -80,11 +83,8 @@ def settings(inventory: Inventory, host: Host) -> Settings:
 
 def applicable(s: Settings) -> tuple[str, ...]:
     """The built-in checks that mean something for this host, in run order."""
-    skip = set()
-    if not s["units"]:  # mod_wsgi: Apache runs the app, there is no app unit
-        skip |= {"app-service", "unit-security"}
-    if not s["process_marker"]:
-        skip.add("wsgi-daemons")
+    server_checks = {name for server in SERVERS.values() for name in server.verify_checks}
+    skip = server_checks - set(SERVERS[s["server"]].verify_checks)  # e.g. no app unit under mod_wsgi
     if not s["tls"]:
         skip |= {"tls-cert", "https-redirect", "hsts"}
     if not s["app"]["static"]:
@@ -100,8 +100,8 @@ def probe_query(s: Settings) -> dict[str, Any]:
         requests["static"] = (scheme, port, s["app"]["static"]["url"])
     if s["tls"]:
         requests["redirect"] = ("http", s["http_port"], s["app"]["health"])
-    service = next((u for u in s["units"] if u.endswith(".service")), None)
-    proxy_test = ["nginx", "-t", "-q"] if s["proxy"] == "nginx" else ["apache2ctl", "-t"]
+    service = next(iter(s["services"]), None)
+    proxy_test = list(PROXIES[s["proxy"]].check_argv)
     layout = s["layout"]
     return {
         "user": s["app"]["user"], "current": layout["current"], "releases": layout["releases"],
@@ -135,7 +135,7 @@ def current_release(s: Settings, p: Probe) -> str | None:
     if not cur["in_releases"]:
         return f"{path} -> {cur['link']}, which is not a release under {s['layout']['releases']}"
     if not cur["has_app"]:
-        return f"{path} -> {cur['link']}, which has no {' or '.join(s['app']['app_files'])}"
+        return f"{path} -> {cur['link']}, which has no {' or '.join(s['app']['app_files'][:2])} (nor its venv)"
     if not cur["has_venv"]:
         return f"{path} -> {cur['link']}, whose .venv has no bin/python"
     return None
@@ -154,7 +154,7 @@ def app_service(s: Settings, p: Probe) -> str | None:
     problems = [r for r in (_unit_problem(p, u) for u in s["units"]) if r]
     if problems:
         return "; ".join(problems)
-    service = next(u for u in s["units"] if u.endswith(".service"))
+    service = s["services"][0]
     users = p["units"][service]["users"]
     if not users:
         return f"{service} has no processes"
@@ -182,7 +182,7 @@ def proxy(s: Settings, p: Probe) -> str | None:
         return f"site not enabled: {p['site']['link']} is missing"
     test = p["proxy_test"]
     if test["code"] != 0:
-        tool = "nginx -t" if s["proxy"] == "nginx" else "apache2ctl -t"
+        tool = PROXIES[s["proxy"]].check_label
         return f"{tool} failed: {' | '.join(test['output'].splitlines()) or 'exit ' + str(test['code'])}"
     return None
 
@@ -317,7 +317,7 @@ def headers_on_404(s: Settings, p: Probe) -> str | None:
 
 
 def unit_security(s: Settings, p: Probe) -> str | None:
-    service = next(u for u in s["units"] if u.endswith(".service"))
+    service = s["services"][0]
     result = p["security"]
     match = EXPOSURE.search(result["output"])
     if not match:

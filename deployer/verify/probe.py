@@ -14,7 +14,7 @@ import json
 Command = tuple[str, ...]
 
 PROBE_PROGRAM = r"""
-import grp, http.client, json, os, pwd, re, socket, ssl, subprocess, sys, time
+import glob, grp, http.client, json, os, pwd, re, socket, ssl, subprocess, sys, time
 q = json.loads(sys.argv[1])
 out = {"now": time.time()}
 
@@ -52,7 +52,8 @@ target = os.path.realpath(cur) if link else None
 out["current"] = {
     "link": link, "exists": bool(target) and os.path.isdir(target),
     "in_releases": bool(target) and os.path.dirname(target) == os.path.realpath(q["releases"]),
-    "has_app": bool(target) and any(os.path.exists(os.path.join(target, p)) for p in q["app_files"]),
+    # the app's module in the release, or (an app installed as a wheel) in its venv: app_files are globs
+    "has_app": bool(target) and any(glob.glob(os.path.join(glob.escape(target), p)) for p in q["app_files"]),
     "has_venv": bool(target) and os.path.isfile(os.path.join(target, ".venv", "bin", "python")),
 }
 
@@ -62,7 +63,7 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
         with open("/proc/%s/cgroup" % pid) as f:
             groups = [line.rstrip("\n").split(":", 2)[2] for line in f if line.count(":") >= 2]
         with open("/proc/%s/cmdline" % pid, "rb") as f:
-            argv0 = f.read().split(b"\0")[0].rstrip(b" ").decode("utf-8", "replace")
+            argv0 = f.read().split(b"\0")[0].decode("utf-8", "replace")
         procs.append((name_of(os.stat("/proc/" + pid).st_uid, pwd.getpwuid), groups, argv0))
     except OSError:
         pass
@@ -78,7 +79,7 @@ for unit in q["units"]:
                           "enabled": props.get("UnitFileState", ""), "users": sorted(set(users)), "processes": len(users)}
 
 marker = q["process_marker"]
-out["daemons"] = [u for u, _, argv0 in procs if marker and len(argv0) > 6 and marker.startswith(argv0)]  # cut display-name
+out["daemons"] = [u for u, _, argv0 in procs if marker and len(argv0.rstrip(" ")) > 6 and marker.startswith(argv0.rstrip(" "))]  # cut display-name
 
 out["site"] = {"enabled": os.path.exists(q["site_link"]), "link": q["site_link"]}
 

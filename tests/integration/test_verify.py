@@ -8,6 +8,7 @@ good lab.
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -160,7 +161,8 @@ def test_unknown_host_key_is_refused_under_strict(project: Project, tmp_path: Pa
 
 
 def test_tls_checks_pass_on_a_tls_host(project: Project) -> None:
-    tls = REPO / "inventories" / "example-tls"
+    tls = project.inventory.parent / "example-tls"  # tls files must sit beside the inventory
+    shutil.copytree(REPO / "inventories" / "example-tls", tls, dirs_exist_ok=True)
     lab1 = project.doc["groups"]["nginx"]["hosts"]["lab1"]
     lab1.update(tls={"cert": str(tls / "example.crt"), "key": str(tls / "example.key")},
                 server_name=["www.example.com", "example.com"])

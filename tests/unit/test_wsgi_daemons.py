@@ -70,7 +70,7 @@ def test_a_display_name_cut_to_apaches_argv0_length_still_names_the_group(tmp_pa
 
 
 def test_a_display_name_shorter_than_apaches_argv0_is_padded_with_spaces_and_still_names_the_group(tmp_path, spawn) -> None:
-    """mod_wsgi fills argv[0] with spaces first (memset), so "(wsgi:hello)" under /usr/sbin/apache2 reads "(wsgi:hello)     "."""
+    """Measured on lab3: "(wsgi:hello)" shows as "(wsgi:hello)     " (the length of /usr/sbin/apache2)."""
     spawn(MARKER + "     ", tmp_path)
     assert serving(tmp_path) == {MARKER: str(tmp_path)}
 
