@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from deployer.cli import inventory, ops, rollout, state, verify
+from deployer.console import echo
 from deployer.errors import DeployerError
 from deployer.lab.cli import lab as lab_group
 
@@ -25,7 +26,7 @@ class DeployerGroup(click.Group):
         except DeployerError as exc:
             if ctx.meta.get("deployer.debug"):
                 raise
-            click.echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
+            echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

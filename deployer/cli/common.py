@@ -21,6 +21,8 @@ import click
 from deployer.config.inventory import load_inventory
 from deployer.config.model import Host, Inventory
 from deployer.config.selection import select_hosts
+from deployer.console import echo
+from deployer.core.outcomes import DEPLOY_FAILURES, DeployStatus
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from deployer.remote.connector import ConnectorFactory, ssh_connector
 
@@ -64,7 +66,7 @@ def progress(quiet: bool) -> Callable[[str, str], None]:
     def report(host: str, message: str) -> None:
         if not quiet:
             with lock:
-                click.echo(f"{host}: {message}", err=True)
+                echo(f"{host}: {message}", err=True)
 
     return report
 
@@ -73,14 +75,14 @@ def summary(results: list) -> None:
     width = max([len(r.host) for r in results] + [4])
     click.echo(f"{'HOST':<{width}}  {'STATUS':<12} {'RELEASE':<28} {'SECONDS':>7}  ERROR")
     for r in results:
-        click.echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
+        echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
 
 
 def exit_code_for(results: list) -> int:
     statuses = {r.status for r in results}
-    if statuses & {"failed", "rolled-back", "skipped"}:
+    if statuses & DEPLOY_FAILURES:
         return EXIT_FAILED
-    if "locked" in statuses:
+    if DeployStatus.LOCKED in statuses:
         return EXIT_LOCKED
     return EXIT_OK
 

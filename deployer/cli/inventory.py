@@ -10,6 +10,7 @@ import yaml
 
 from deployer.cli.common import inventory_option, limit_option, load
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.core.hostview import host_json
 from deployer.init.writer import init  # noqa: F401 - registered by deployer.cli
 from deployer.secret import mask_text
 
@@ -50,44 +51,29 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "hooks": {stage: [mask_text(str(h), app.secrets.values()) + (" (run_once)" if h.run_once else "")
                               for h in app.hooks.stage(stage)] for stage in HOOK_STAGES if app.hooks.stage(stage)},
         },
-        "hosts": {host.name: _host_view(host) for host in hosts},
+        "hosts": {host.name: {k: v for k, v in host_json(host).items() if k != "name"} for host in hosts},
     }
-
-
-def _host_view(host: Host) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for key, value in vars(host).items():
-        if key == "name":
-            continue
-        if key == "tls" and value is not None:
-            value = {"cert": str(value.cert), "key": str(value.key)}
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif value is not None and not isinstance(value, (str, int, bool)):
-            value = str(value)
-        view[key] = value
-    return view
 
 
 @click.command()
 @inventory_option
 @limit_option
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Write files under DIR/<host>/<target path>.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Write files under DIR/<host>/<target path> (DIR must not exist).")
 @click.option("--show-secrets", is_flag=True, help="Render real secret values instead of ***.")
 def render(inventory_path: Path, limit: str | None, out: Path | None, show_secrets: bool) -> None:
     """Render every file each host will get, without touching any server."""
     from deployer.run.rollout import render_all
+    from deployer.safe_write import fresh_directory, write_under
 
     inventory, hosts = load(inventory_path, limit)
     rendered = render_all(inventory, hosts, reveal_secrets=show_secrets)
+    if out is not None:
+        fresh_directory(out)
     for host in hosts:
         for file in rendered[host.name]:
             if out is None:
                 click.echo(f"# ==> {host.name}:{file.path} ({file.mode:04o} {file.owner}:{file.group}) <==")
                 click.echo(file.content, nl=not file.content.endswith("\n"))
                 continue
-            target = out / host.name / file.path.relative_to("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(file.content, encoding="utf-8")
-            target.chmod(0o600 if file.secret else 0o644)
+            target = write_under(out, host.name / file.path.relative_to("/"), file.content, secret=file.secret)
             click.echo(str(target))

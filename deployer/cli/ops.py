@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from deployer.cli.common import inventory_option, limit_option, load, wiring
+from deployer.console import echo
 from deployer.core import journal
 from deployer.errors import EXIT_FAILED, EXIT_OK
 from deployer.run.logs import DEFAULT_LINES
@@ -37,11 +38,11 @@ def exec_(inventory_path: Path, limit: str | None, timeout: int | None, argv: tu
 
     def emit(host: str, line: str) -> None:
         with lock:
-            click.echo(f"{host}: {line}")
+            echo(f"{host}: {line}")
 
     results = exec_all(inventory, hosts, tuple(argv), timeout, emit, wiring().connect)
     for result in results:
-        click.echo(str(result), err=True)
+        echo(str(result), err=True)
     sys.exit(EXIT_OK if results and all(r.ok for r in results) else EXIT_FAILED)
 
 
@@ -62,7 +63,7 @@ def logs(inventory_path: Path, limit: str | None, lines: int, follow: bool, sinc
     inventory, hosts = load(inventory_path, limit)
     with Session(inventory, hosts, wiring().connect) as session:
         for name, error in session.errors.items():
-            click.echo(f"{name}: error: {error}", err=True)
+            echo(f"{name}: error: {error}", err=True)
         if follow:
             ok = stream(session, inventory, hosts, lines, since, proxy)
             sys.exit(EXIT_FAILED if session.errors or not ok else EXIT_OK)

@@ -9,6 +9,8 @@ import click
 
 from deployer.cli.common import (exit_code_for, inventory_option, limit_option, load, progress, run_rollout,
                                  wiring)
+from deployer.console import echo
+from deployer.core.outcomes import DeployStatus
 from deployer.errors import EXIT_FAILED, EXIT_OK
 
 
@@ -54,19 +56,19 @@ def plan(inventory_path: Path, limit: str | None) -> None:
     failed = False
     for host in hosts:
         if host.name in session.errors:
-            click.echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
+            echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
             failed = True
             continue
         p = plans[host.name]
         state = "unchanged" if p.unchanged else "would change"
-        click.echo(f"== {host.name} ({host.address}): {state}")
+        echo(f"== {host.name} ({host.address}): {state}")
         for problem in p.problems:
-            click.echo(f"  ! {problem}")
+            echo(f"  ! {problem}")
         if not p.unchanged:
             for step in p.steps():
-                click.echo(f"  - {step}")
+                echo(f"  - {step}")
         for change in p.changes:
-            click.echo(change.diff(secrets), nl=False)
+            echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -92,5 +94,5 @@ def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: b
     results, cancelled = run_rollout(
         lambda cancel: rollout.rollback(inventory, hosts, to=to, progress=progress(False), cancel=cancel,
                                         connect=connect), as_json)
-    ok = all(r.status == "rolled-back-to" for r in results)
+    ok = all(r.status == DeployStatus.ROLLED_BACK_TO for r in results)
     sys.exit(130 if cancelled else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from deployer.cli.common import inventory_option, limit_option, load, wiring
+from deployer.console import echo
 from deployer.errors import EXIT_FAILED, EXIT_OK, DeployerError
 
 
@@ -61,15 +62,15 @@ def status(inventory_path: Path, limit: str | None, as_json: bool) -> None:
 
 def show_status(name: str, st: dict) -> None:
     if "error" in st:
-        click.echo(f"{name}: error: {st['error']}")
+        echo(f"{name}: error: {st['error']}")
         return
-    click.echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
-    click.echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
-    click.echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
+    echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
+    echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
+    echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
     lock = st["lock"]
     held = f"held by {lock['holder']} for {lock['age']}" if lock else "free"
-    click.echo(f"  lock:    {held}")
-    click.echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
+    echo(f"  lock:    {held}")
+    echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
 
 
 @click.command()
@@ -81,15 +82,15 @@ def releases(inventory_path: Path, limit: str | None) -> None:
     for host in hosts:
         item = out[host.name]
         if isinstance(item, Exception):
-            click.echo(f"{host.name}: error: {item}")
+            echo(f"{host.name}: error: {item}")
             continue
         facts, log = item
-        click.echo(f"{host.name}:")
+        echo(f"{host.name}:")
         results = {r.get("release"): r for r in log}
         for release in sorted(facts.releases, key=lambda r: r.id, reverse=True):
             mark = "*" if release.id == facts.current else "!" if release.bad else " "
             rec = results.get(release.id, {})
-            click.echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
+            echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
 
 
 @click.command()
@@ -112,9 +113,9 @@ def unlock(inventory_path: Path, limit: str | None) -> None:
     with rollout.Session(inventory, hosts, wiring().connect) as session:
         for name, outcome in session.each(one).items():
             if outcome.ok:
-                click.echo(f"{name}: {outcome.value}")
+                echo(f"{name}: {outcome.value}")
             else:
                 session.errors[name] = outcome.message
         for name, error in session.errors.items():
-            click.echo(f"{name}: error: {error}", err=True)
+            echo(f"{name}: error: {error}", err=True)
     sys.exit(EXIT_FAILED if session.errors else EXIT_OK)

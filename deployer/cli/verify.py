@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from deployer.cli.common import inventory_option, limit_option, load, wiring
-from deployer.errors import EXIT_BAD_INPUT, UsageError
+from deployer.console import echo
+from deployer.errors import UsageError
 
 
 @click.command()
@@ -22,6 +23,7 @@ from deployer.errors import EXIT_BAD_INPUT, UsageError
 def verify(inventory_path: Path, limit: str | None, tests_dir: Path | None, keyword: str | None,
            junit: Path | None, as_json: bool) -> None:
     """Check every host is right: built-in Testinfra checks from its settings, plus your tests."""
+    from deployer.safe_write import replace_file
     from deployer.verify.report import exit_code, render_json, render_junit, render_table
 
     if tests_dir is not None and not tests_dir.is_dir():
@@ -31,10 +33,9 @@ def verify(inventory_path: Path, limit: str | None, tests_dir: Path | None, keyw
     if keyword and not any(r.checks or r.error for r in reports):
         raise UsageError(f"-k {keyword!r} selects no check on any host")
     if junit is not None:
-        try:
-            junit.write_text(render_junit(reports), encoding="utf-8")
-        except OSError as exc:
-            click.echo(f"error: cannot write {junit}: {exc.strerror or exc}", err=True)
-            sys.exit(EXIT_BAD_INPUT)
-    click.echo(render_json(reports) if as_json else render_table(reports))
+        replace_file(junit, render_junit(reports))  # a new file renamed into place: never through a link
+    if as_json:
+        click.echo(render_json(reports))
+    else:
+        echo(render_table(reports))
     sys.exit(exit_code(reports))

@@ -1,4 +1,4 @@
-"""What ``FACTS_PROGRAM`` would print on a fake host: its answer to one query, from the ``HostState``."""
+"""What ``deployer/hostside/facts.py`` would print on a fake host: its answer to one query, from the ``HostState``."""
 
 from __future__ import annotations
 

@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
+from deployer import hostside
 from deployer.artifact.venv import VENV_SCRIPT
 from deployer.core import commands as cmd
 from deployer.core import journal
-from deployer.core.facts import FACTS_PROGRAM, SNAPSHOT_PROGRAM
 from deployer.core.layout import Layout
 from deployer.core.release_env import logged, paths_exist, stop_on_hangup
 from deployer.remote.connector import Command, CommandResult
-from deployer.verify.probe import PROBE_PROGRAM
 
 if TYPE_CHECKING:
     from deployer.remote.fake import HostState
@@ -72,8 +71,8 @@ SCRIPTS: dict[str, str] = {
     _script(journal.stop_on_close(("true",))): "follow",
     VENV_SCRIPT: "venv",
 }
-PROGRAMS = {FACTS_PROGRAM: "facts", SNAPSHOT_PROGRAM: "snapshot", cmd.HEALTH_PROGRAM: "health",
-            PROBE_PROGRAM: "probe", cmd.RESTART_DAEMONS_PROGRAM: "restart_daemons"}
+# deployer.hostside's programs as ``hostside.command`` sends them: ``python3 -c TEXT ARG...``
+PROGRAMS = {hostside.program(name): name for name in hostside.PROGRAMS}
 
 
 class Programs:
@@ -219,7 +218,7 @@ class Shell(Programs):
             return CommandResult(1, "", "fake host: no probe scripted")
         return CommandResult(0, json.dumps(self.state.probe), "")
 
-    def py_restart_daemons(self, args: list[str]) -> None:
+    def py_restart(self, args: list[str]) -> None:
         self.state.running["daemons"] = self.state.current
 
     # -- sh scripts ------------------------------------------------------------

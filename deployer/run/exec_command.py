@@ -13,7 +13,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name

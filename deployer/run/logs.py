@@ -13,10 +13,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import click
-
 from deployer.core import journal
 from deployer.config.model import Host, Inventory
+from deployer.console import echo
 from deployer.secret import mask_text
 
 if TYPE_CHECKING:  # imported when a command runs: fabric is slow to load for `check`
@@ -120,9 +119,9 @@ class Follower:
                 running -= 1
             elif isinstance(item, Ended):
                 self.failed |= item.code != 0
-                click.echo(f"{item.host}: {item.label}: stopped (exit {item.code})", err=True)
+                echo(f"{item.host}: {item.label}: stopped (exit {item.code})", err=True)
             else:
-                click.echo(item)
+                echo(item)
 
     def close(self) -> None:
         """Close every channel (EOF first): on the host, ``journal.stop_on_close`` stops each follower."""
@@ -145,13 +144,13 @@ def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], line
         for remote in session.connected():
             sources, note = journal.host_sources(inventory.app, remote.host, proxy)
             if note:
-                click.echo(f"{remote.host.name}: {note}", err=True)
+                echo(f"{remote.host.name}: {note}", err=True)
             for source in sources:
                 try:
                     follower.start(remote, source, lines, since)
                 except Exception as exc:  # noqa: BLE001 - one host's channel failing must not stop the others
                     follower.failed = True
-                    click.echo(f"{remote.host.name}: {source.label}: error: {exc}", err=True)
+                    echo(f"{remote.host.name}: {source.label}: error: {exc}", err=True)
         follower.run()
     except KeyboardInterrupt:
         pass
@@ -164,9 +163,9 @@ def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], line
 def show(collected: Collected, session: Session, hosts: tuple[Host, ...]) -> None:
     width = max(len(h.name) for h in hosts)
     for name, note in collected.notes.items():
-        click.echo(f"{name}: {note}", err=True)
+        echo(f"{name}: {note}", err=True)
     for line in journal.merge(collected.lines.get(h.name, []) for h in hosts):
-        click.echo(mask_text(journal.format_line(line, width), session.remotes[line.host].secrets))
+        echo(mask_text(journal.format_line(line, width), session.remotes[line.host].secrets))
     for name, errors in collected.errors.items():
         for error in errors:
-            click.echo(f"{name}: error: {mask_text(error, session.remotes[name].secrets)}", err=True)
+            echo(f"{name}: error: {mask_text(error, session.remotes[name].secrets)}", err=True)

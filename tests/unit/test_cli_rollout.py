@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.core.commands import HEALTH_PROGRAM, RESTART_DAEMONS_PROGRAM
+from deployer.hostside import program
 from deployer.verify.checks import settings
 from tests.fakehosts import SECRET, LaterClock, host_doc, project
 from tests.unit.test_verify_checks import good_probe
@@ -20,7 +20,7 @@ def release_of(result) -> str:  # noqa: ANN001
 
 
 def is_health(argv) -> bool:  # noqa: ANN001
-    return argv[:3] == ("python3", "-c", HEALTH_PROGRAM)
+    return argv[:3] == ("python3", "-c", program("health"))
 
 
 def test_deploy_to_cold_hosts_converges_them_and_a_second_deploy_changes_nothing(tmp_path, monkeypatch) -> None:
@@ -117,7 +117,6 @@ def test_serial_stops_after_a_failed_batch(tmp_path, monkeypatch) -> None:
 
 def test_deploy_verifies_each_host_over_its_connection(tmp_path, monkeypatch) -> None:
     from deployer.config.inventory import load_inventory
-    from deployer.verify.probe import PROBE_PROGRAM
 
     proj = project(tmp_path, monkeypatch, hosts={"web1": host_doc("web1", 1)})
     inv = load_inventory(proj.inventory)
@@ -133,7 +132,7 @@ def test_deploy_verifies_each_host_over_its_connection(tmp_path, monkeypatch) ->
 
     probe["env_file"]["mode"] = 0o640
     assert proj.cli("deploy").exit_code == 0
-    assert proj.fleet["web1"].sent(lambda argv: argv[:3] == ("python3", "-c", PROBE_PROGRAM))
+    assert proj.fleet["web1"].sent(lambda argv: argv[:3] == ("python3", "-c", program("probe")))
 
 
 def test_plan_shows_steps_and_masked_diffs_and_changes_nothing(tmp_path, monkeypatch) -> None:
@@ -141,8 +140,9 @@ def test_plan_shows_steps_and_masked_diffs_and_changes_nothing(tmp_path, monkeyp
     result = proj.cli("plan")
     assert result.exit_code == 0, result.stderr
     assert "== web1 (198.18.1.2): would change" in result.stdout
-    assert "  - create /etc/hello/env\n" in result.stdout and "+++ /etc/hello/env (new)" in result.stdout
-    assert '+APP_SECRET_KEY="***"' in result.stdout
+    assert "  - create /etc/hello/env\n" in result.stdout
+    assert "/etc/hello/env: new (secret, " in result.stdout and "+++ /etc/hello/env" not in result.stdout
+    assert "APP_SECRET_KEY" not in result.stdout  # a secret file's diff shows its size, not even masked lines
     assert SECRET not in result.stdout
     assert all(argv[0] == "python3" for argv in proj.fleet["web1"].calls)  # the facts program only: read-only
     assert proj.fleet["web1"].current is None
@@ -207,5 +207,5 @@ def test_every_stack_converges_on_a_fake_host(tmp_path, monkeypatch) -> None:
     code_change = proj.cli("deploy", "--no-verify", "--json")
     assert {r["status"] for r in json.loads(code_change.stdout)["results"]} == {"deployed"}
     mod_wsgi = proj.fleet["c"].calls[sent_before:]
-    assert any(argv[:3] == ("python3", "-c", RESTART_DAEMONS_PROGRAM) for argv in mod_wsgi)
+    assert any(argv[:3] == ("python3", "-c", program("restart")) for argv in mod_wsgi)
     assert not any(argv[:2] == ("systemctl", "reload-or-restart") for argv in mod_wsgi)  # no 503s from a reload

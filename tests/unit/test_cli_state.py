@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.core.commands import HEALTH_PROGRAM
+from deployer.hostside import program
 from tests.fakehosts import SECRET, LaterClock, host_doc, project
 
 
@@ -62,7 +62,7 @@ def test_releases_marks_current_and_failed(tmp_path, monkeypatch) -> None:
     web1 = proj.fleet["web1"]
     good = web1.current
     (tmp_path / "app" / "app.py").write_text((tmp_path / "app" / "app.py").read_text() + "# v2\n")
-    web1.answer(lambda argv: argv[:3] == ("python3", "-c", HEALTH_PROGRAM) and web1.current != good, 1, "HTTP 502\n")
+    web1.answer(lambda argv: argv[:3] == ("python3", "-c", program("health")) and web1.current != good, 1, "HTTP 502\n")
     monkeypatch.setattr("deployer.artifact.release.datetime", LaterClock)
     failed = proj.cli("deploy", "--no-verify", "--json")
     assert failed.exit_code == 1

@@ -86,7 +86,7 @@ def test_verify_bad_input_exits_2(tmp_path, monkeypatch) -> None:
     missing = proj.cli("verify", "--tests", str(tmp_path / "nope"), wiring=wiring)
     assert missing.exit_code == 2 and f"error: --tests {tmp_path / 'nope'}: not a directory" in missing.stderr
     unwritable = proj.cli("verify", "--junit", str(tmp_path / "no" / "dir" / "x.xml"), wiring=wiring)
-    assert unwritable.exit_code == 2 and "error: cannot write" in unwritable.stderr
+    assert unwritable.exit_code == 2 and "x.xml: cannot write" in unwritable.stderr
 
 
 def test_verify_passes_tests_dir_and_keyword_and_a_keyword_matching_nothing_is_bad_input(tmp_path, monkeypatch) -> None:
