@@ -40,6 +40,7 @@ NOT_INTERPOLATED = {
     "known_hosts": "a controller path for SSH",
     "tls": "controller paths; the configs name the host-side tls_cert and tls_key",
     "env_pairs": "checked with the env policy",
+    "files": "app.files: the app's own templates, rendered sandboxed into files of their own (core.templating)",
 }
 
 

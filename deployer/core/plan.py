@@ -47,6 +47,9 @@ class Change:
     old: str | None  # live content; None when absent
 
     def diff(self, secrets: tuple = ()) -> str:
+        if self.file.conceal:
+            what = "created" if self.old is None else "changed"
+            return f"~ {self.file.path}: {what} (rendered with secrets: content not shown)\n"
         old = mask_text(self.old, secrets) if self.old is not None else ""
         new = mask_text(self.file.content, secrets)
         lines = difflib.unified_diff(

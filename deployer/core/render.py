@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 import jinja2
 
 from deployer.core.guard import check_context
+from deployer.core.templating import render_config, uses_secrets
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
@@ -36,6 +37,7 @@ class RenderedFile:
     owner: str = "root"
     group: str = "root"
     secret: bool = False  # True when content carries secrets (env file, TLS key)
+    conceal: bool = False  # plan says it changes, never shows its lines (an app template that reads secrets)
     check: Check | None = None  # the real checker that validates it
 
 
@@ -273,12 +275,31 @@ def render_host(
         )
     )
 
+    files.extend(config_files(app, host, reveal_secrets=reveal_secrets))
+
     # TLS material, verbatim from the controller (the key masked unless revealed).
     if host.tls is not None and tls is not None:
         files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
         key = tls.key.reveal() if reveal_secrets else str(tls.key)
         files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
     return tuple(files)
+
+
+def config_files(app: App, host: Host, *, reveal_secrets: bool) -> tuple[RenderedFile, ...]:
+    """``app.files``: each template with env and secrets, 0640 root:<app> under /etc/<app>/files.
+
+    The loader rendered each once already, so a template problem is reported with
+    the inventory's FILE:LINE before anything reaches this point.
+    """
+    layout = Layout.of(app, host)
+    secrets = {k: v.reveal() if reveal_secrets else str(v) for k, v in app.secrets.items()}
+    context = {"env": dict(app.env), "secrets": secrets, "app": app.name, "host": host.name}
+    out = []
+    for item in app.files:
+        hidden = uses_secrets(item.text)
+        out.append(RenderedFile(layout.config_file(item.path), render_config(item.text, context), mode=0o640,
+                                group=app.user, secret=hidden, conceal=hidden))
+    return tuple(out)
 
 
 def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:

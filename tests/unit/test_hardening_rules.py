@@ -34,12 +34,15 @@ UNIT = "hello-exec-0123456789ab.service"
 
 
 def test_prepare_dirs_creates_the_shared_paths_as_the_app_user() -> None:
-    command = cmd.prepare_dirs(LAYOUT, "hello", "deploy", ("instance", "uploads/images"))
-    assert command[:2] == ("sh", "-c") and command[3:] == ("sh", "/srv/hello", "hello", "deploy", "instance", "uploads/images")
+    link = ("instance/config.py", PurePosixPath("/etc/hello/files/instance/config.py"))
+    command = cmd.prepare_dirs(LAYOUT, "hello", "deploy", ("instance", "pkg/static/.webassets-cache"), (link,))
+    assert command[:2] == ("sh", "-c") and command[3:] == (
+        "sh", "/srv/hello", "hello", "deploy", "2", "instance", "pkg/static/.webassets-cache",
+        "instance/config.py", "/etc/hello/files/instance/config.py")
     script = command[2].splitlines()
-    assert script[-1] == 'for p in "$@"; do runuser -u "$user" -- install -d -m 0750 "$root/shared/$p"; done'
     under_shared = [line for line in script if "$root/shared/" in line]
-    assert under_shared == [script[-1]], "root itself must not touch a path under shared/"
+    assert len(under_shared) == 2, under_shared
+    assert all('runuser -u "$user" --' in line for line in under_shared), "root itself must not touch a path under shared/"
 
 
 def _can_run_as_another_user() -> str | None:
@@ -66,6 +69,31 @@ def test_prepare_dirs_does_not_hand_a_linked_target_to_the_app() -> None:
         again = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", ("instance",)), capture_output=True, text=True)
         assert again.returncode != 0 and "shared/instance" in again.stderr
         assert (victim.stat().st_uid, oct(victim.stat().st_mode & 0o777)) == (0, "0o755")
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(_can_run_as_another_user() is not None, reason="needs root and runuser")
+def test_nested_shared_paths_and_file_links_are_made_by_the_app_user_and_no_further() -> None:
+    """A nested shared path and an app.files link under shared/: the app's, and a planted parent link stops it."""
+    base = Path(tempfile.mkdtemp(prefix="deployer-hardening-"))
+    try:
+        base.chmod(0o755)
+        layout = Layout("hello", PurePosixPath(base))
+        victim = base / "victim"
+        victim.mkdir(mode=0o755)
+        nested, links = ("instance", "pkg/static/.webassets-cache"), (("instance/config.py", PurePosixPath("/etc/x")),)
+        first = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", nested, links), capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        shared = base / "hello" / "shared"
+        cache, config = shared / "pkg" / "static" / ".webassets-cache", shared / "instance" / "config.py"
+        assert [(p.lstat().st_uid, oct(p.lstat().st_mode & 0o777)) for p in (shared / "pkg", cache)] == [(1, "0o755"), (1, "0o750")]
+        assert config.is_symlink() and os.readlink(config) == "/etc/x" and config.lstat().st_uid == 1
+        shutil.rmtree(shared / "pkg")
+        (shared / "pkg").symlink_to(victim)  # the app plants a link where a nested path's parent was
+        again = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", nested, links), capture_output=True, text=True)
+        assert again.returncode != 0
+        assert list(victim.iterdir()) == [] and victim.stat().st_uid == 0
     finally:
         shutil.rmtree(base)
 
