@@ -1,0 +1,46 @@
+"""A first deploy that fails leaves each lab host as deployer found it (all three stacks).
+
+The example app's health route answers 500 from the start: nothing ever ran there,
+so there is nothing to roll back to. Afterwards the app's units are stopped and
+disabled (mod_wsgi: no daemon of the app's left in Apache), the proxy's own default
+site answers again, and ``deployer releases`` marks the release bad (``!``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from deployer.config.inventory import load_inventory
+from deployer.core.plan import process_marker
+from deployer.core.render import app_units
+from tests.integration.project import HOSTS, Project, get, ssh
+
+pytestmark = pytest.mark.integration
+DEFAULT_PAGE = {"lab1": "Welcome to nginx", "lab2": "Welcome to nginx", "lab3": "Apache2 Debian Default Page"}
+
+
+def test_failed_first_deploy_leaves_the_host_as_it_found_it(lab, tmp_path) -> None:
+    project = Project(tmp_path)
+    app_py = project.root / "app" / "app.py"
+    source = app_py.read_text()
+    assert 'return "ok\\n", 200' in source
+    app_py.write_text(source.replace('return "ok\\n", 200', 'return "not yet\\n", 500'))
+    code, results = project.deploy_json()
+    assert code == 1 and {r["status"] for r in results.values()} == {"failed"}, results
+    assert all(r.get("previous") is None for r in results.values()), results
+
+    inventory = load_inventory(project.inventory)
+    for host in inventory.hosts:
+        units = app_units(inventory.app, host)
+        if units:
+            active = ssh(lab, host.name, "systemctl", "is-active", *units).split()
+            enabled = ssh(lab, host.name, "systemctl", "is-enabled", *units).split()
+            assert active == ["inactive"] * len(units), (host.name, active)
+            assert set(enabled) <= {"disabled", "not-found"} and len(enabled) == len(units), (host.name, enabled)
+        for marker in process_marker(inventory.app, host):
+            assert marker not in ssh(lab, host.name, "ps", "-eo", "args"), (host.name, marker)
+        status, body = get(host.address, "/")
+        assert status == 200 and DEFAULT_PAGE[host.name] in body, (host.name, status, body[:300])
+        assert ssh(lab, host.name, "sh", "-c", "test -e /srv/hello/current && echo current").strip() == "", host.name
+    releases = project.deployer("releases").stdout
+    assert releases.count("!") >= len(HOSTS), releases
