@@ -298,6 +298,21 @@ def rel_path(value: Any) -> str:
     return value.rstrip("/")
 
 
+DOTTED_PATH_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._-]*(/[A-Za-z0-9_.][A-Za-z0-9._-]*)*")
+
+
+def app_path(value: Any) -> str:
+    """``shared`` and ``files`` paths: like ``rel_path``, and a part may start with '.' (``static/.webassets-cache``)."""
+    expected = "a relative path inside the app (letters, digits, '.', '_', '-', no '..')"
+    if isinstance(value, str) and any(part in ("", ".", "..") for part in value.rstrip("/").split("/")):
+        if ".." in value.split("/") or value.startswith("/"):
+            raise Invalid(expected, " (it leaves the app)")
+        raise Invalid(expected, " (no empty or '.' parts)")
+    if not isinstance(value, str) or not DOTTED_PATH_RE.fullmatch(value.rstrip("/")):
+        raise Invalid(expected, _bad_char(value, DOTTED_PATH_RE) if isinstance(value, str) else "")
+    return value.rstrip("/")
+
+
 def inside(path: str, parent: str) -> bool:
     """``path`` is ``parent`` or lies under it (both app-relative, normalised)."""
     return path == parent or path.startswith(parent + "/")
@@ -596,7 +611,7 @@ class _Validator:
             return ()
         seen: list[str] = []
         for index, item in enumerate(value):
-            converted = self.field(path + (index,), item, rel_path)
+            converted = self.field(path + (index,), item, app_path)
             if converted is None:
                 continue
             if converted in seen:
@@ -622,7 +637,7 @@ class _Validator:
             return ()
         found: list[ConfigFile] = []
         for key, template in value.items():
-            target = self.field(path + (key,), key, rel_path)
+            target = self.field(path + (key,), key, app_path)
             source = self.field(path + (key,), template, local_path)
             if target is None or source is None:
                 continue
