@@ -181,7 +181,8 @@ def snapshot_files(remote: Remote, layout, release_id: str, meta: dict | None = 
         path = PurePosixPath(item["path"])
         check, secret = meta.get(path, (check_for_path(path), item["mode"] & 0o007 == 0))
         files.append(RenderedFile(path, item["content"], item["mode"], item["owner"], item["group"],
-                                  secret=secret, check=check))
+                                  secret=secret, check=check,
+                                  conceal=secret and layout.files_dir in path.parents))  # app.files with secrets
     return tuple(files)
 
 

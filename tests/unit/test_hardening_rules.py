@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import contextlib
 import os
 import shutil
 import subprocess
@@ -73,15 +74,22 @@ def test_prepare_dirs_does_not_hand_a_linked_target_to_the_app() -> None:
         shutil.rmtree(base)
 
 
-@pytest.mark.skipif(_can_run_as_another_user() is not None, reason="needs root and runuser")
-def test_nested_shared_paths_and_file_links_are_made_by_the_app_user_and_no_further() -> None:
-    """A nested shared path and an app.files link under shared/: the app's, and a planted parent link stops it."""
+@contextlib.contextmanager
+def sandbox_root():
+    """A deploy root in a temp dir (0755) with a root-owned ``victim`` dir beside it, removed after."""
     base = Path(tempfile.mkdtemp(prefix="deployer-hardening-"))
     try:
         base.chmod(0o755)
-        layout = Layout("hello", PurePosixPath(base))
-        victim = base / "victim"
-        victim.mkdir(mode=0o755)
+        (base / "victim").mkdir(mode=0o755)
+        yield base, Layout("hello", PurePosixPath(base)), base / "victim"
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(_can_run_as_another_user() is not None, reason="needs root and runuser")
+def test_nested_shared_paths_and_file_links_are_made_by_the_app_user_and_no_further() -> None:
+    """A nested shared path and an app.files link under shared/: the app's, and a planted parent link stops it."""
+    with sandbox_root() as (base, layout, victim):
         nested, links = ("instance", "pkg/static/.webassets-cache"), (("instance/config.py", PurePosixPath("/etc/x")),)
         first = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", nested, links), capture_output=True, text=True)
         assert first.returncode == 0, first.stderr
@@ -94,8 +102,6 @@ def test_nested_shared_paths_and_file_links_are_made_by_the_app_user_and_no_furt
         again = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", nested, links), capture_output=True, text=True)
         assert again.returncode != 0
         assert list(victim.iterdir()) == [] and victim.stat().st_uid == 0
-    finally:
-        shutil.rmtree(base)
 
 
 # -- finding 11: hook and exec arguments reach the command as written ---------------------

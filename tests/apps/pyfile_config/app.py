@@ -8,6 +8,7 @@ to start (``from_pyfile`` without ``silent``).
 import hashlib
 import os
 import sqlite3
+from pathlib import Path
 
 from flask import Flask
 
@@ -28,8 +29,15 @@ def config():
 
 @app.post("/hits")
 def hits():
-    os.makedirs(app.instance_path, exist_ok=True)
-    with sqlite3.connect(os.path.join(app.instance_path, "hits.db")) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS hits (at TEXT DEFAULT CURRENT_TIMESTAMP)")
-        db.execute("INSERT INTO hits DEFAULT VALUES")
-        return str(db.execute("SELECT count(*) FROM hits").fetchone()[0])
+    """One row per call in instance/counter.db; answers how many there are."""
+    path = Path(app.instance_path)
+    path.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path / "counter.db")
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS calls (id INTEGER PRIMARY KEY)")
+        db.execute("INSERT INTO calls DEFAULT VALUES")
+        db.commit()
+        (count,) = db.execute("SELECT count(*) FROM calls").fetchone()
+    finally:
+        db.close()
+    return str(count)

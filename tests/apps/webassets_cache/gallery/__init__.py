@@ -25,6 +25,18 @@ def build_bundle(static: Path) -> Path:
     return out
 
 
+def bump(path: Path) -> int:
+    """A single counter row in the instance folder's database, bumped in place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    with db:
+        db.execute("CREATE TABLE IF NOT EXISTS views (name TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+        db.execute("INSERT INTO views VALUES ('all', 1) ON CONFLICT (name) DO UPDATE SET n = n + 1")
+    (count,) = db.execute("SELECT n FROM views WHERE name = 'all'").fetchone()
+    db.close()
+    return count
+
+
 def create_app() -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     bundle = build_bundle(Path(app.static_folder))
@@ -39,10 +51,6 @@ def create_app() -> Flask:
 
     @app.post("/hits")
     def hits():
-        os.makedirs(app.instance_path, exist_ok=True)
-        with sqlite3.connect(os.path.join(app.instance_path, "hits.db")) as db:
-            db.execute("CREATE TABLE IF NOT EXISTS hits (at TEXT DEFAULT CURRENT_TIMESTAMP)")
-            db.execute("INSERT INTO hits DEFAULT VALUES")
-            return str(db.execute("SELECT count(*) FROM hits").fetchone()[0])
+        return str(bump(Path(app.instance_path) / "gallery.db"))
 
     return app
