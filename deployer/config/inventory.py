@@ -20,7 +20,7 @@ from deployer.errors import InventoryError, Problem
 from deployer.config.model import App, Inventory
 from deployer.config.schema import validate
 from deployer.config.yamldoc import YamlDoc, YamlSyntaxError, key_path, parse
-from deployer.core.templating import TemplateProblem, render_config
+from deployer.core.templating import AppTemplateProblem, render_config
 
 MAX_BYTES = 1 << 20  # an inventory or secrets file of a megabyte is a mistake or an attack
 TLS_DIRS_VARIABLE = "DEPLOYER_TLS_DIRS"  # colon-separated: more places tls files may come from
@@ -108,7 +108,7 @@ def with_config_files(app: App) -> App:
         text = read_text(item.template, label, f"template of app.files {item.path}")
         try:
             render_config(text, context)
-        except TemplateProblem as exc:
+        except AppTemplateProblem as exc:
             problems.append(Problem(label, exc.line, "", f"app.files {item.path}: {exc.message}"))
         files.append(dataclasses.replace(item, text=text))
     if problems:

@@ -12,13 +12,14 @@ same relative names as the built-ins) and then in the built-in directory.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import templating
 from deployer.core.guard import check_context
 from deployer.core.templating import render_config, uses_secrets
 from deployer.core.layout import PROXY_GROUP, Layout
@@ -37,7 +38,6 @@ class RenderedFile:
     owner: str = "root"
     group: str = "root"
     secret: bool = False  # True when content carries secrets (env file, TLS key)
-    conceal: bool = False  # plan says it changes, never shows its lines (an app template that reads secrets)
     check: Check | None = None  # the real checker that validates it
 
 
@@ -67,6 +67,16 @@ def site_path(app: App, host: Host) -> PurePosixPath:
 # --- what runs ---------------------------------------------------------------------
 
 
+def wsgi_entry(app: App) -> str:
+    """deployer's WSGI entry as app servers name it, ``module:callable``."""
+    return f"{wsgi_script_path(app).stem}:application"
+
+
+def proxy_hops(host: Host) -> int:
+    """Proxies deployer runs in front of the app server: 1 over the app's socket, 0 when Apache runs the app."""
+    return 0 if server_of(host).embedded else 1
+
+
 def app_units(app: App, host: Host) -> tuple[str, ...]:
     """systemd units of the app server, socket first; () when it runs inside the proxy (mod_wsgi)."""
     return server_of(host).units(app)
@@ -85,13 +95,6 @@ def apache_modules(host: Host) -> tuple[str, ...]:
 def apache_confs(app: App, host: Host) -> tuple[str, ...]:
     """Proxy ``conf-available`` names the deploy enables (``a2enconf``); () for a proxy without them."""
     return proxy_of(host).confs(app, server_of(host))
-
-
-def controller_files(host: Host) -> tuple[Path, ...]:
-    """Controller files whose contents ``render_host`` needs (read them, pass TlsMaterial)."""
-    if host.tls is None:
-        return ()
-    return (host.tls.cert, host.tls.key)
 
 
 # --- small pure helpers used by the templates -------------------------------------------
@@ -126,10 +129,6 @@ def env_lines(app: App, *, reveal_secrets: bool) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def wsgi_callable(app: App) -> tuple[str, str, bool]:
-    return app.wsgi.module, app.wsgi.attr, app.wsgi.factory
-
-
 # --- TLS profile (Mozilla "intermediate", guidelines 5.7/6.0) ----------------------------
 
 TLS_CIPHERS = ":".join(
@@ -148,6 +147,9 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
 )
+# Every process deployer starts for the app (units, mod_wsgi daemons, hooks, exec):
+# Debian's C.UTF-8 is always installed. LANG only, so an env file's LANG/LC_* wins.
+UTF8_LOCALE = "C.UTF-8"
 STATIC_MAX_AGE = 30 * 24 * 3600  # static names carry no content hash: a month, not a year
 
 
@@ -167,21 +169,14 @@ def builtin_templates_dir() -> Path:
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     search = [str(templates_dir)] if templates_dir is not None else []
     search.append(str(builtin_templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),  # first directory that has the name wins
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
+    env = templating.environment(search)  # sandboxed: the templates dir is the inventory's text, not code
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
     return env
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
-    text = _environment(inventory.templates_dir).get_template(name).render(ctx)
+    text = templating.render_template(_environment(inventory.templates_dir), name, ctx)
     return _tidy(text) if tidy else text
 
 
@@ -212,6 +207,10 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "security_headers": SECURITY_HEADERS,
         "static_max_age": STATIC_MAX_AGE,
         "wsgi_script": wsgi_script_path(app),
+        "wsgi_entry": wsgi_entry(app),
+        "proxy_hops": proxy_hops(host),
+        "entry_loads_env": proxy_hops(host) == 0,  # no unit, no EnvironmentFile=: Apache runs the app
+        "utf8_locale": UTF8_LOCALE,
         "uwsgi_ini": uwsgi_ini_path(app),
         "units": app_units(app, host),
         "socket_unit": f"{app.name}.socket",
@@ -249,8 +248,8 @@ def render_host(
     """Every file ``host`` needs, in a stable order.
 
     ``tls`` carries the certificate and key contents when ``host.tls`` is set
-    (see ``controller_files``); without it the TLS files are left out and only
-    the configs that reference them are rendered — fine for a preview, and
+    (``host.tls.cert`` and ``.key``, read on the controller); without it the TLS
+    files are left out and only the configs that reference them are rendered — fine for a preview, and
     ``plan`` should refuse. With ``reveal_secrets=False`` (the default) the env
     file and the TLS key render every secret as ``***``.
     """
@@ -263,6 +262,8 @@ def render_host(
     proxy, server = proxy_of(host), server_of(host)
     for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
         files.append(_render_spec(inventory, spec, ctx))
+    # deployer's WSGI entry, which every app server loads (see templates/app/wsgi.py.j2).
+    files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
 
     # Environment and secrets: readable by root and the app's group only.
     files.append(
@@ -282,7 +283,13 @@ def render_host(
         files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
         key = tls.key.reveal() if reveal_secrets else str(tls.key)
         files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
-    return tuple(files)
+    return flag_secret_files(files, app.secrets.values() if reveal_secrets else ())
+
+
+def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> tuple[RenderedFile, ...]:
+    """Every file whose content carries a secret's value is secret too (an override template can put one anywhere)."""
+    values = [s.reveal() for s in secrets if s.reveal()]
+    return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
 
 
 def config_files(app: App, host: Host, *, reveal_secrets: bool) -> tuple[RenderedFile, ...]:
@@ -296,9 +303,8 @@ def config_files(app: App, host: Host, *, reveal_secrets: bool) -> tuple[Rendere
     context = {"env": dict(app.env), "secrets": secrets, "app": app.name, "host": host.name}
     out = []
     for item in app.files:
-        hidden = uses_secrets(item.text)
         out.append(RenderedFile(layout.config_file(item.path), render_config(item.text, context), mode=0o640,
-                                group=app.user, secret=hidden, conceal=hidden))
+                                group=app.user, secret=uses_secrets(item.text)))  # plan shows a secret file's size only
     return tuple(out)
 
 

@@ -25,14 +25,17 @@ from pathlib import PurePosixPath
 from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
-from deployer.core.facts import Facts, drift, facts_command, parse_facts
+from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
+from deployer.core.failure_log import FailureLog, explain, with_response
 from deployer.core.layout import Layout, config_links
+from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
 from deployer.artifact.manifest import Artifact
 from deployer.artifact.venv import venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
+from deployer.run.failure_report import read_failure_log
 from deployer.stacks import Check, proxy_of, server_of
 
 HEALTH_DEADLINE = 30.0
@@ -40,9 +43,14 @@ SERVING_DEADLINE = 15.0
 
 
 class StepFailed(DeployerError):
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(f"{stage}: {message}")
+    """A stage failed; ``log`` is the tail of the log that says why, its cause line also in the message."""
+
+    def __init__(self, stage: str, message: str, log: FailureLog | None = None) -> None:
+        cause = f" [cause: {log.cause}]" if log is not None and log.cause and log.cause not in message else ""
+        super().__init__(f"{stage}: {message}{cause}")
         self.stage = stage
+        self.message = message
+        self.log = log
 
 
 class Cancelled(DeployerError):
@@ -76,15 +84,17 @@ class OnceGate:
 @dataclass
 class HostResult:
     host: str
-    status: str  # deployed | unchanged | failed | rolled-back | locked
+    status: DeployStatus
     release: str | None
     seconds: float = 0.0
     error: str | None = None
     previous: str | None = None
+    log: FailureLog | None = None  # why it failed: the failing unit's (or hook's) last lines and cause
 
     def as_dict(self) -> dict[str, object]:
         return {"host": self.host, "status": self.status, "release": self.release,
-                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error}
+                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error,
+                "cause": self.log.cause if self.log else None, "log": self.log.as_dict() if self.log else None}
 
 
 def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile, ...]) -> Facts:
@@ -102,8 +112,11 @@ def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile
     )
     result = remote.run(command, check=False, mask=False)
     if not result.ok:
-        raise DeployerError(f"{host.name}: cannot read host state: {(result.stderr.strip() or result.stdout.strip())[-300:]}")
-    return parse_facts(result.stdout)
+        raise DeployerError(f"{host.name}: cannot read host state: {facts_failure(result.code, result.stderr)}")
+    try:
+        return parse_facts(result.stdout)
+    except (ValueError, KeyError, TypeError) as exc:  # never the output itself: it holds the live files
+        raise DeployerError(f"{host.name}: cannot read host state: unreadable facts ({type(exc).__name__})") from None
 
 
 def lock_info(command: str) -> dict[str, object]:
@@ -151,7 +164,7 @@ class Applier:
     def apply(self) -> HostResult:
         started = time.monotonic()
         plan = self.plan
-        result = HostResult(self.host.name, "deployed", plan.release_id, previous=plan.previous)
+        result = HostResult(self.host.name, DeployStatus.DEPLOYED, plan.release_id, previous=plan.previous)
         locked = False
         try:
             self.lock()
@@ -165,19 +178,20 @@ class Applier:
             if self.command == "rollback":
                 hook_error = self.after_rollback(plan.release_id)
                 if hook_error:
-                    result.error, result.status = hook_error, "failed"
+                    result.error, result.status = hook_error, DeployStatus.FAILED
             else:
                 self.run_hooks(plan.stage_hooks("after_switch"), self.live_env(plan.release_id))
-            self.record("deployed")
+            self.record(LogResult.DEPLOYED)
             self.prune()
         except LockHeld as exc:
-            result.error, result.status = str(exc), "locked"
+            result.error, result.status = str(exc), DeployStatus.LOCKED
         except (StepFailed, Cancelled, CommandFailed) as exc:
             result.error = str(exc)
-            result.status = self.recover(exc) if locked else "failed"
+            result.log = getattr(exc, "log", None)
+            result.status = self.recover(exc) if locked else DeployStatus.FAILED
         except Exception as exc:  # connection lost and the like: still try to leave the host sane
             result.error = f"{type(exc).__name__}: {exc}"
-            result.status = self.recover(exc) if locked else "failed"
+            result.status = self.recover(exc) if locked else DeployStatus.FAILED
         finally:
             if self.once is not None and plan.stage_hooks("before_switch", once=True):
                 self.once.open(result.error)  # no-op once opened
@@ -296,8 +310,9 @@ class Applier:
                                      on_line=lambda line, stage=stage: self.say(f"{stage}> {line}"))
             if outcome.code != 0:
                 why = f"timed out after {hook.timeout}s" if outcome.timed_out else f"exited {outcome.code}"
-                tail = " | ".join(outcome.output.strip().splitlines()[-3:])
-                raise StepFailed(stage, f"hook {planned.shown} {why}" + (f": {tail}" if tail else ""))
+                log = explain(f"output of {unit}", outcome.output)
+                last = log.cause or (log.lines[-1] if log.lines else "")
+                raise StepFailed(stage, f"hook {planned.shown} {why}" + (f": {last}" if last else ""), log)
 
     def after_rollback(self, release_id: str) -> str | None:
         """Run the after_rollback hooks in the release returned to; the error, if one failed."""
@@ -365,6 +380,21 @@ class Applier:
         self.restart(plan.enable_units, plan.restart_app, plan.reload_proxy)
 
     def restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
+        try:
+            self._restart(enable, restart_app, reload_proxy)
+        except StepFailed as exc:
+            raise self.explained(exc) from None
+
+    def explained(self, exc: StepFailed, health_output: str | None = None) -> StepFailed:
+        """``exc`` with the tail of the app's log (and the health check's last answer) that says why."""
+        if exc.log is not None:
+            return exc
+        log = read_failure_log(self.remote, self.inventory.app)
+        if health_output is not None:
+            log = with_response(log, health_output)
+        return StepFailed(exc.stage, exc.message, log)
+
+    def _restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
         own_sockets = server_of(self.host).sockets(self.inventory.app)
         sockets = [u for u in enable if u in own_sockets]
         if sockets:
@@ -401,12 +431,14 @@ class Applier:
                 break
             if time.monotonic() > deadline:
                 detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
-                raise StepFailed("serving", f"expected {release_path}: {detail}")
+                raise self.explained(StepFailed("serving", f"expected {release_path}: {detail}"))
             time.sleep(0.3)
         self.say(f"health check {self.health_url()}")
         outcome = self.remote.run(self.health_command(), check=False, timeout=HEALTH_DEADLINE + 15)
         if not outcome.ok:
-            raise StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within {HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}")
+            raise self.explained(StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within "
+                                                      f"{HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}"),
+                                 outcome.stdout)
         if self.verify is not None:  # before the config backups go: a failed verify restores them
             self.say("verifying")
             failure = self.verify(self.remote)
@@ -426,7 +458,7 @@ class Applier:
         scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
         return cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE)
 
-    def record(self, result: str) -> None:
+    def record(self, result: LogResult) -> None:
         record = {"release": self.plan.release_id, "previous": self.plan.previous, "result": result,
                   "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "user": getpass.getuser(), "controller": socket.gethostname(), "command": self.command}
@@ -446,15 +478,15 @@ class Applier:
 
     # -- failure ------------------------------------------------------------
 
-    def recover(self, exc: BaseException) -> str:
+    def recover(self, exc: BaseException) -> DeployStatus:
         """Undo what this deploy changed. Returns the host's final status."""
         plan = self.plan
         self.say(f"failed: {exc}")
         if plan.release_id != plan.previous:
             self._quiet(cmd.mark_bad(self.layout, plan.release_id, str(exc)[:500]))
         if not self.live:
-            self.record("failed")
-            return "failed"
+            self.record(LogResult.FAILED)
+            return DeployStatus.FAILED
         self.say("rolling back")
         configs_touched = bool(self.installed or self.links_made)
         self.undo_configs()
@@ -467,8 +499,8 @@ class Applier:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
             self._quiet(proxy_of(self.host).reload())
-            self.record("failed")
-            return "failed"
+            self.record(LogResult.FAILED)
+            return DeployStatus.FAILED
         self._quiet(cmd.switch_current(self.layout, plan.previous))
         if plan.services:
             self._quiet(cmd.systemctl("restart", *plan.services))
@@ -479,8 +511,8 @@ class Applier:
             self._quiet(proxy_of(self.host).reload())
         healthy = self._quiet(self.health_command())
         self.rollback_error = self.after_rollback(plan.previous)
-        self.record("rolled-back" if healthy else "rollback-unhealthy")
-        return "rolled-back" if healthy else "failed"
+        self.record(LogResult.ROLLED_BACK if healthy else LogResult.ROLLBACK_UNHEALTHY)
+        return DeployStatus.ROLLED_BACK if healthy else DeployStatus.FAILED
 
     def undo_configs(self) -> None:
         if self.installed:

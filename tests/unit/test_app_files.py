@@ -73,7 +73,7 @@ def test_files_render_with_env_and_secrets_root_owned_readable_by_the_app(projec
     assert config.content == 'SECRET_KEY = "s3cr3t-\\u0027quoted\\u0027-value"\n'  # tojson: a valid Python literal
     assert settings.content == "greeting = Grüß Gott on web1\n"
     assert [(f.mode, f.owner, f.group) for f in (config, settings)] == [(0o640, "root", "hello")] * 2
-    assert (config.secret, config.conceal, settings.secret, settings.conceal) == (True, True, False, False)
+    assert (config.secret, settings.secret) == (True, False)
     masked = {str(f.path): f for f in render_host(inv, host)}
     assert SECRET not in masked["/etc/hello/files/instance/config.py"].content
 
@@ -82,7 +82,9 @@ def test_plan_shows_a_file_rendered_with_secrets_changes_but_never_its_lines(pro
     inv = load(project)
     files = {str(f.path): f for f in render_host(inv, inv.hosts[0], reveal_secrets=True)}
     secret_diff = Change(files["/etc/hello/files/instance/config.py"], "SECRET_KEY = 'old-secret'\n").diff()
-    assert secret_diff == "~ /etc/hello/files/instance/config.py: changed (rendered with secrets: content not shown)\n"
+    config_bytes = files["/etc/hello/files/instance/config.py"].content.encode()
+    assert secret_diff == f"/etc/hello/files/instance/config.py: changed (secret, {len(config_bytes)} bytes)\n"
+    assert "old-secret" not in secret_diff and SECRET not in secret_diff
     plain_diff = Change(files["/etc/hello/files/settings.cfg"], None).diff()
     assert "+greeting = Grüß Gott on web1" in plain_diff
 

@@ -13,6 +13,7 @@ import json
 
 import pytest
 
+from deployer import hostside
 from deployer.core import commands as cmd
 from deployer.core import facts as facts_mod
 from deployer.core.layout import Layout
@@ -45,9 +46,9 @@ def deploy_failing_health(stack: str):
     serving = {m: release for m in plan.services + plan.daemons}
 
     def answer(argv):  # noqa: ANN001
-        if argv[:3] == ("python3", "-c", facts_mod.FACTS_PROGRAM):
+        if argv[:3] == hostside.command("facts"):
             return 0, json.dumps(fresh_facts(serving))
-        if argv[:3] == ("python3", "-c", cmd.HEALTH_PROGRAM):
+        if argv[:3] == hostside.command("health"):
             return 1, "HTTP 500 from /healthz"
         return None
 
