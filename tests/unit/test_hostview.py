@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path, PurePosixPath
 
-from deployer.cli import describe_inventory
+from deployer.cli.inventory import describe_inventory
 from deployer.config.model import Host
 from deployer.core.hostview import HostView, host_from_json, host_json
 from tests import factories as f

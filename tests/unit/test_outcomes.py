@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.cli import exit_code_for
+from deployer.cli.common import exit_code_for
 from deployer.core.outcomes import CheckOutcome, DeployStatus, LogResult
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from deployer.run.apply import HostResult
