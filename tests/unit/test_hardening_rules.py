@@ -205,3 +205,26 @@ def test_mark_bad_never_creates_a_release_dir(tmp_path: Path) -> None:
     (tmp_path / "hello" / "releases" / "r2").mkdir(parents=True)
     subprocess.run(cmd.mark_bad(layout, "r2", "health"), check=True)
     assert (tmp_path / "hello" / "releases" / "r2" / ".deployer" / "BAD").read_text() == "health\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (tar --no-same-owner, the host's unpack)")
+def test_unpack_links_nested_shared_paths_and_app_files_inside_the_fresh_release() -> None:
+    """Root makes each link in ``<id>.partial`` only, under the release's own directories."""
+    with sandbox_root() as (base, layout, _victim):
+        src = base / "src" / "gallery" / "static"
+        src.mkdir(parents=True)
+        (src / "site.css").write_text("a {}\n")
+        (base / "hello" / "releases").mkdir(parents=True)
+        tarball = base / "app.tar.gz"
+        subprocess.run(["tar", "-czf", str(tarball), "-C", str(base / "src"), "."], check=True)
+        files = (("settings.cfg", PurePosixPath("/etc/hello/files/settings.cfg")),)
+        command = cmd.unpack_release(layout, "r1", PurePosixPath(tarball), "req1",
+                                     ("instance", "gallery/static/.webassets-cache"), files)
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        release = base / "hello" / "releases" / "r1"
+        links = {str(p.relative_to(release)): os.readlink(p) for p in release.rglob("*") if p.is_symlink()}
+        assert links == {".venv": "../../venvs/req1", "instance": f"{base}/hello/shared/instance",
+                         "gallery/static/.webassets-cache": f"{base}/hello/shared/gallery/static/.webassets-cache",
+                         "settings.cfg": "/etc/hello/files/settings.cfg"}
+        assert (release / "gallery" / "static").stat().st_uid == 0 and not (base / "hello" / "shared").exists()
