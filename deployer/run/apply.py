@@ -27,7 +27,7 @@ from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
 from deployer.core.failure_log import FailureLog, explain, with_response
-from deployer.core.layout import Layout
+from deployer.core.layout import Layout, config_links
 from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
@@ -241,7 +241,8 @@ class Applier:
                 raise StepFailed("packages", f"cannot install {' '.join(plan.install_packages)}: {exc}") from None
         if plan.create_user:
             self.run("user", cmd.create_user(app.user, self.layout.app_root))
-        self.run("dirs", cmd.prepare_dirs(self.layout, app.user, self.host.ssh_user, app.shared))
+        in_shared, in_release = config_links(app, self.layout)
+        self.run("dirs", cmd.prepare_dirs(self.layout, app.user, self.host.ssh_user, app.shared, in_shared))
         art = self.artifact
         if plan.build_venv:
             self.say("building virtualenv")
@@ -253,7 +254,8 @@ class Applier:
         if plan.upload_release:
             self.say(f"uploading release {plan.release_id}")
             tarball = self.remote.upload(art.app_tarball, "app.tar.gz")
-            self.run("release", cmd.unpack_release(self.layout, plan.release_id, tarball, art.req_hash, app.shared))
+            self.run("release", cmd.unpack_release(self.layout, plan.release_id, tarball, art.req_hash, app.shared,
+                                                      in_release))
         else:
             self.run("release", cmd.relink_venv(self.layout, plan.release_id, plan.req_hash))
             self.run("release", cmd.clear_bad(self.layout, plan.release_id))
