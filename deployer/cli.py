@@ -240,16 +240,16 @@ def _rollout(func, as_json: bool) -> tuple[list, bool]:
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
     from deployer.run import rollout
-    from deployer.artifact.release import build_artifact, short_hash
 
     inventory, hosts = load(inventory_path, limit)
     files = rollout.render_all(inventory, hosts, reveal_secrets=True)
     secrets = rollout.secrets_of(inventory)
     with rollout.Session(inventory, hosts) as session:
         facts = rollout.gather_all(session, files)
-        artifact = build_artifact(inventory.app, python=rollout.host_python(facts))
-        target = rollout.Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
-        plans = rollout.plan_all(session, files, facts, target)
+        release = rollout.build_release(inventory, hosts, facts, files)
+        plans = rollout.plan_all(session, release.files, facts, release.target)
+    for note in release.notes:
+        click.echo(f"* {note}")
     failed = False
     for host in hosts:
         if host.name in session.errors:

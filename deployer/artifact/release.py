@@ -368,8 +368,12 @@ def default_cache_dir() -> Path:
 
 
 def build_artifact(app: App, *, python: str = "3.11", cache_dir: Path | None = None,
-                   now: datetime | None = None, out_dir: Path | None = None) -> Artifact:
+                   now: datetime | None = None, out_dir: Path | None = None,
+                   extra_requirements: Sequence[str] = ()) -> Artifact:
     """Collect the app, get its wheels (from the cache when it can), write both tarballs.
+
+    ``extra_requirements`` are installed beside the app's own (the app server the app
+    does not depend on: ``deployer.run.server_version.added_requirements``).
 
     ``out_dir`` (where the app tarball goes) defaults to ``artifacts/`` beside
     ``cache_dir``. Raises ``SourceError`` (exit 2) for an unshippable source tree and
@@ -382,7 +386,7 @@ def build_artifact(app: App, *, python: str = "3.11", cache_dir: Path | None = N
     now = now or datetime.now(timezone.utc)
 
     files = collect_app_files(app)  # before pip: source problems are cheap to report
-    wheels = ensure_wheels(app, python=python, cache_dir=cache_dir)
+    wheels = ensure_wheels(app, python=python, cache_dir=cache_dir, extra=extra_requirements)
     manifest = manifest_of(files, python, wheels.req_hash, wheels.wheels)
     content_hash = content_hash_of(manifest)
     manifest_bytes = json.dumps({**manifest, "content_hash": content_hash}, sort_keys=True,
@@ -563,8 +567,8 @@ def wheel_cache_key(texts: Sequence[bytes], python: str, arch: str) -> str:
     return hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
-def ensure_wheels(app: App, *, python: str, cache_dir: Path) -> WheelSet:
-    """The app's wheel set from the cache, filling the cache entry first on a miss."""
+def ensure_wheels(app: App, *, python: str, cache_dir: Path, extra: Sequence[str] = ()) -> WheelSet:
+    """The app's wheel set (with the ``extra`` requirements) from the cache, filling the entry on a miss."""
     requirements = Path(app.source) / app.requirements
     if not requirements.is_file():
         raise SourceError(Path(app.source), [f"{app.requirements}: requirements file not found"])
@@ -573,6 +577,8 @@ def ensure_wheels(app: App, *, python: str, cache_dir: Path) -> WheelSet:
         texts = [p.read_bytes() for p in paths]
     except (OSError, UnicodeDecodeError) as exc:
         raise SourceError(Path(app.source), [f"{app.requirements}: {exc}"]) from None
+    if extra:
+        texts.append("\n".join(extra).encode())
     arch = host_arch()
     entry = cache_dir / wheel_cache_key(texts, python, arch)
     cached = _read_entry(entry)
@@ -582,7 +588,7 @@ def ensure_wheels(app: App, *, python: str, cache_dir: Path) -> WheelSet:
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir))
     try:
-        wheels = download_wheels(requirements.resolve(), work, python=python, arch=arch)
+        wheels = download_wheels(_with_extra(requirements.resolve(), extra, work), work, python=python, arch=arch)
         digests = {name: _sha256_file(work / "wheels" / name) for name in wheels}
         info = {"format": CACHE_FORMAT, "python": python, "arch": arch, "wheels": sorted(wheels),
                 "sha256": digests, "req_hash": requirements_lock_hash(wheels, python, arch),
@@ -598,6 +604,23 @@ def ensure_wheels(app: App, *, python: str, cache_dir: Path) -> WheelSet:
     result = _read_entry(entry)
     assert result is not None
     return result
+
+
+def _with_extra(requirements: Path, extra: Sequence[str], work: Path) -> Path:
+    """``requirements`` itself, or a file in ``work`` that includes it (and its index options) plus ``extra``."""
+    if not extra:
+        return requirements
+    text = requirements.read_text(encoding="utf-8")
+    combined = work / "requirements-with-server.txt"
+    combined.write_text("\n".join([*_index_options(text), f"-r {requirements}", *extra]) + "\n", encoding="utf-8")
+    return combined
+
+
+def _index_options(text: str) -> list[str]:
+    """The lines of a requirements file that say where packages come from (pip applies them file-wide)."""
+    return [line.strip() for line in text.splitlines()
+            if re.match(r"\s*(-i|-f|--index-url|--extra-index-url|--find-links|--no-index|"
+                        r"--trusted-host|--pre)\b", line)]
 
 
 def _read_entry(entry: Path) -> WheelSet | None:
@@ -652,9 +675,7 @@ def download_wheels(requirements: Path, work: Path, *, python: str, arch: str) -
 def _build_pure_wheel(requirement: str, requirements: Path, built: Path, work: Path,
                       python: str, arch: str) -> None:
     """``pip wheel --no-deps`` one requirement, with the index options of the file."""
-    options = [line.strip() for line in requirements.read_text(encoding="utf-8").splitlines()
-               if re.match(r"\s*(-i|-f|--index-url|--extra-index-url|--find-links|--no-index|"
-                           r"--trusted-host|--pre)\b", line)]
+    options = _index_options(requirements.read_text(encoding="utf-8"))
     one = work / "one-requirement.txt"
     one.write_text("\n".join([*options, requirement]) + "\n", encoding="utf-8")
     out = work / "build-out"

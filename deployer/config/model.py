@@ -84,6 +84,7 @@ class App:
     static: Static | None = None
     keep_releases: int = 5
     hooks: Hooks = field(default_factory=Hooks)
+    server_config: str | None = None  # the app's own gunicorn.conf.py / uwsgi.ini (relative to source)
 
     @property
     def user(self) -> str:

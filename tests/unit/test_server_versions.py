@@ -1,0 +1,220 @@
+"""The app server fits the version installed: gunicorn's settings by version, the app's own config
+never read by accident, the server added when the app does not depend on it."""
+
+from __future__ import annotations
+
+import re
+import runpy
+import textwrap
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from deployer.config.inventory import load_inventory
+from deployer.core.render import render_host
+from deployer.errors import InventoryError
+from deployer.run import server_version
+from deployer.stacks import gunicorn
+from tests import factories as f
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "gunicorn"
+HELP = {p.stem: set(p.read_text().split()) for p in DATA.glob("*.txt")}  # version -> its --help options
+RENDERED = ("20.1.0", "21.2.0", "22.0.0", "23.0.0", "25.1.0", max(HELP, key=gunicorn.version_tuple))
+FLAGS = {s.name: s.flag for s in gunicorn.SETTINGS}
+
+
+def render_gunicorn(version: str | None, *, app=None, **host_kw) -> tuple[str, str]:
+    """(the unit, deployer's gunicorn.conf.py) rendered for ``version``."""
+    host = f.host(server="gunicorn", **host_kw)
+    inventory = f.inventory(host, app_=app)
+    files = {str(x.path): x.content for x in render_host(inventory, host, server_versions={"gunicorn": version} if version else None)}
+    return files["/etc/systemd/system/hello.service"], files["/etc/hello/gunicorn.conf.py"]
+
+
+def conf_names(conf: str) -> list[str]:
+    return re.findall(r"^([a-z_]+) = ", conf, re.M)
+
+
+def test_the_data_covers_every_version_the_issue_names():
+    assert {"20.1.0", "21.2.0", "22.0.0", "23.0.0", "25.1.0", "27.0.1"} <= set(HELP)
+
+
+@pytest.mark.parametrize("setting", gunicorn.SETTINGS, ids=lambda s: s.name)
+def test_each_setting_appears_exactly_from_the_version_the_table_says(setting):
+    """The table cannot drift from gunicorn: every recorded --help has the flag iff it is that new."""
+    has = {version: setting.flag in options for version, options in HELP.items()}
+    expected = {version: gunicorn.version_tuple(version) >= setting.since for version in HELP}
+    assert has == expected
+
+
+@pytest.mark.parametrize("version", RENDERED)
+def test_every_rendered_option_exists_in_that_version(version):
+    unit, conf = render_gunicorn(version)
+    names = conf_names(conf)
+    assert names and all(FLAGS[name] in HELP[version] for name in names), names
+    exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
+    flags = [word for word in exec_start.split() if word.startswith("-")]
+    assert flags == ["--config"] and all(flag in HELP[version] for flag in flags)
+    assert f"gunicorn {version} reads this file" in conf
+
+
+def test_old_versions_get_no_control_socket_setting_and_new_ones_do():
+    assert "control_socket_disable" not in conf_names(render_gunicorn("23.0.0")[1])
+    assert "control_socket_disable" not in conf_names(render_gunicorn("25.0.3")[1])
+    assert "control_socket_disable = True" in render_gunicorn("25.1.0")[1]
+    assert "control_socket_disable = True" in render_gunicorn("25.1.0rc1")[1]
+
+
+def test_no_version_means_the_tested_one():
+    assert render_gunicorn(None) == render_gunicorn(gunicorn.TESTED_VERSION)
+    assert gunicorn.TESTED_VERSION in HELP  # the constant is a version the table was checked against
+
+
+def test_the_unit_always_names_deployers_config_and_drops_gunicorn_cmd_args():
+    unit, _ = render_gunicorn("20.1.0")
+    assert "--config /etc/hello/gunicorn.conf.py app:app" in unit
+    assert "UnsetEnvironment=GUNICORN_CMD_ARGS" in unit
+
+
+def write_app_conf(tmp_path: Path, text: str) -> tuple[object, dict]:
+    """Render with deploy_root under tmp_path, put the app's file in its release and run deployer's conf."""
+    app = f.app(server_config="conf/gunicorn.conf.py")
+    unit, conf = render_gunicorn("23.0.0", app=app, deploy_root=PurePosixPath(tmp_path))
+    own = tmp_path / "hello" / "current" / "conf" / "gunicorn.conf.py"
+    own.parent.mkdir(parents=True)
+    own.write_text(textwrap.dedent(text))
+    script = tmp_path / "deployer.conf.py"
+    script.write_text(conf)
+    return unit, runpy.run_path(str(script))
+
+
+def test_server_config_runs_the_apps_file_and_deployers_settings_win(tmp_path):
+    _, settings = write_app_conf(tmp_path, """\
+        import multiprocessing
+        bind = "0.0.0.0:8000"
+        daemon = True
+        user, group = "root", "root"
+        pidfile = "/tmp/app.pid"
+        accesslog = "/var/log/app-access.log"
+        workers = multiprocessing.cpu_count() * 0 + 7
+        timeout = 90
+        def post_fork(server, worker):
+            pass
+        """)
+    assert settings["bind"] == [f"unix:/run/hello.sock"]
+    assert (settings["daemon"], settings["user"], settings["group"], settings["pidfile"]) == (False, None, None, None)
+    assert (settings["accesslog"], settings["errorlog"]) == ("-", "-")
+    assert settings["chdir"] == str(tmp_path / "hello" / "current")
+    assert (settings["workers"], settings["timeout"], settings["threads"]) == (7, 90, 2)  # tunables: the app's
+    assert callable(settings["post_fork"])  # hooks pass through
+    assert not any(name.startswith("_app") or name == "_runpy" for name in settings)
+
+
+def test_an_apps_gunicorn_conf_is_not_read_without_server_config(tmp_path):
+    _, conf = render_gunicorn("23.0.0")
+    assert "run_path" not in conf and "gunicorn.conf.py\")" not in conf
+    _, with_it = render_gunicorn("23.0.0", app=f.app(server_config="gunicorn.conf.py"))
+    assert '_runpy.run_path("/srv/hello/current/gunicorn.conf.py")' in with_it
+
+
+def test_uwsgi_and_mod_wsgi_ignore_a_gunicorn_server_config():
+    app = f.app(server_config="gunicorn.conf.py")
+    for server, proxy in (("uwsgi", "nginx"), ("mod_wsgi", "apache")):
+        host = f.host(server=server, proxy=proxy)
+        files = render_host(f.inventory(host, app_=app), host)
+        assert not any("gunicorn.conf.py" in x.content for x in files), server
+
+
+# --- which version: the pin, the wheel set, or the one deployer adds -----------------------------
+
+
+def app_with(tmp_path: Path, requirements: str, **files: str):
+    (tmp_path / "requirements.txt").write_text(textwrap.dedent(requirements))
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return f.app(source=tmp_path)
+
+
+@pytest.mark.parametrize(("line", "pin"), [
+    ("gunicorn==20.1.0", "20.1.0"), ("Gunicorn == 23.0.0  # prod", "23.0.0"), ("gunicorn[gevent]==22.0.0", "22.0.0"),
+    ("gunicorn===21.2.0", "21.2.0"), ("gunicorn>=20", None), ("gunicorn==23.*", None), ("gunicorn", None),
+    ("gunicorn==23.0.0 ; python_version >= '3.8'", "23.0.0"),
+    ("gunicorn==23.0.0 --hash=sha256:aaaa", "23.0.0"),
+])
+def test_declared_pins(tmp_path, line, pin):
+    pins = server_version.declared_pins(app_with(tmp_path, f"flask==3.1.3\n{line}\n"))
+    assert pins == {"flask": "3.1.3", "gunicorn": pin}
+
+
+def test_pins_follow_included_files(tmp_path):
+    app = app_with(tmp_path, "-r base.txt\n-c constraints.txt\n", **{"base.txt": "flask\ngunicorn==21.2.0\n",
+                                                                   "constraints.txt": "werkzeug==3.1.3\n"})
+    assert server_version.declared_pins(app)["gunicorn"] == "21.2.0"
+
+
+def test_a_pinned_gunicorn_is_rendered_for_its_pin_and_not_added(tmp_path):
+    app = app_with(tmp_path, "flask\ngunicorn==20.1.0\n")
+    hosts = (f.host(server="gunicorn"),)
+    assert server_version.pinned_versions(app, hosts) == {"gunicorn": "20.1.0"}
+    assert server_version.added(app, hosts) == ()
+
+
+def test_an_unpinned_gunicorn_assumes_the_tested_version_until_the_wheels_say(tmp_path):
+    app = app_with(tmp_path, "flask\ngunicorn>=20\n")
+    hosts = (f.host(server="gunicorn"),)
+    assert server_version.pinned_versions(app, hosts) == {"gunicorn": gunicorn.TESTED_VERSION}
+    assert server_version.added(app, hosts) == ()
+    wheels = ("flask-3.1.3-py3-none-any.whl", "gunicorn-22.0.0-py3-none-any.whl")
+    assert server_version.installed_versions(wheels, hosts) == {"gunicorn": "22.0.0"}
+
+
+def test_gunicorn_is_added_when_the_app_does_not_depend_on_it(tmp_path):
+    app = app_with(tmp_path, "flask==3.1.3\n")
+    added = server_version.added(app, (f.host(server="gunicorn"), f.host("web2", server="uwsgi")))
+    assert [a.requirement for a in added] == [f"gunicorn=={gunicorn.TESTED_VERSION}"]
+    assert added[0].note() == f"gunicorn {gunicorn.TESTED_VERSION} added: the app does not depend on it"
+
+
+def test_nothing_is_added_for_servers_from_debian(tmp_path):
+    app = app_with(tmp_path, "flask==3.1.3\n")
+    hosts = (f.host(server="uwsgi"), f.host("web2", server="mod_wsgi", proxy="apache"))
+    assert server_version.added(app, hosts) == () and server_version.pinned_versions(app, hosts) == {}
+
+
+# --- app.server_config in the inventory -------------------------------------------------------
+
+INVENTORY = """\
+app:
+  name: hello
+  source: app
+  wsgi: app:app
+  server_config: {value}
+hosts:
+  web1: {{address: 203.0.113.10}}
+"""
+
+
+def load(tmp_path: Path, value: str):
+    (tmp_path / "app").mkdir(exist_ok=True)
+    (tmp_path / "app" / "requirements.txt").write_text("flask\n")
+    path = tmp_path / "inv.yml"
+    path.write_text(INVENTORY.format(value=value))
+    return load_inventory(path)
+
+
+def test_server_config_is_a_gunicorn_file_inside_the_app(tmp_path):
+    (tmp_path / "app" / "deploy").mkdir(parents=True)
+    (tmp_path / "app" / "deploy" / "gunicorn.conf.py").write_text("workers = 3\n")
+    assert load(tmp_path, "deploy/gunicorn.conf.py").app.server_config == "deploy/gunicorn.conf.py"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("uwsgi.ini", "inv.yml:5: app/server_config: expected a .py file"),
+    ("../gunicorn.conf.py", "inv.yml:5: app/server_config: expected a relative path inside the app"),
+    ("gunicorn.conf.py", "inv.yml:5: app/server_config: expected a file"),
+])
+def test_server_config_problems(tmp_path, monkeypatch, value, message):
+    monkeypatch.chdir(tmp_path)  # problems name the inventory as the user did
+    with pytest.raises(InventoryError) as info:
+        load(tmp_path, value)
+    assert any(str(p).startswith(message) for p in info.value.problems), info.value.problems
