@@ -26,6 +26,7 @@ from pathlib import Path
 
 from deployer.config.schema import APP_NAME_RE, REL_PATH_RE, URL_PATH_RE
 from deployer.errors import UsageError
+from deployer.stacks.gunicorn import TESTED_VERSION as GUNICORN_TESTED
 from deployer.init.reads import (ConfigRead, EnvRead, env_reads, project_metadata, read_flaskenv,
                                  requirement_names)
 
@@ -343,9 +344,14 @@ def find_requirements(directory: Path, pyproject_deps: tuple[str, ...], notes: l
     names = (requirement_names((directory / found).read_text(encoding="utf-8", errors="replace"))
              if found else set(pyproject_deps))
     where = found or "pyproject.toml"
-    for package, why in (("flask", "the app imports it"), ("gunicorn", "server: gunicorn runs it from the app's virtualenv")):
-        if package not in names:
-            notes.append(f"{where} does not list {package}: add it ({why})")
+    if "flask" not in names:
+        notes.append(f"{where} does not list flask: add it (the app imports it)")
+    if "gunicorn" not in names:
+        notes.append(f"{where} does not list gunicorn: deployer adds gunicorn {GUNICORN_TESTED} (the version it "
+                     "was tested with) for server: gunicorn; pin gunicorn==X to choose")
+    if (directory / "gunicorn.conf.py").is_file():
+        notes.append("gunicorn.conf.py is not read (deployer passes its own --config): set app.server_config: "
+                     "gunicorn.conf.py to use it, deployer's socket, daemon, user, pid and log settings winning")
     return found
 
 

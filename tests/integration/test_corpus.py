@@ -130,7 +130,13 @@ def check_sdist_dep(address: str, name: str) -> None:
     assert status == 200 and "'--loud': True" in body, (name, body[-300:])
 
 
+def check_own_gunicorn_conf(address: str, name: str) -> None:
+    status, body, _ = request(address, "GET", "/")
+    assert (status, body) == (200, "not read"), (name, status, body[-300:])  # its raw_env was not applied
+
+
 CHECKS: dict[str, Callable[[str, str], None]] = {
+    "own_gunicorn_conf": check_own_gunicorn_conf,
     "login_redirect": check_login_redirect, "basic_auth": check_basic_auth,
     "non_ascii_env": check_non_ascii_env, "no_proxyfix": check_no_proxyfix, "sdist_dep": check_sdist_dep,
 }
@@ -140,7 +146,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "basic_auth": "mod_wsgi drops the Authorization header (no WSGIPassAuthorization): 401 on lab3",
     "no_proxyfix": "without ProxyFix the app sees the proxy's hop (remote_addr '' over the unix socket)",
     "non_ascii_env": "mod_wsgi's env loader runs under Apache's C locale: UnicodeEncodeError, HTTP 500 on lab3",
-    "old_gunicorn": "the gunicorn unit passes --no-control-socket, which gunicorn 20.1 does not know",
 }
 
 
