@@ -113,6 +113,7 @@ class AppServer:
     distribution: str | None = None  # the PyPI project it runs from in the app's venv; None: Debian's
     tested_version: str | None = None  # the distribution's version deployer adds when the app lacks it
     config_suffix: str | None = None  # the app's own config format (``app.server_config``) it can use
+    default_config: str | None = None  # the file it reads from its working directory unless told otherwise
 
     def own_config(self, app: App) -> str | None:
         """The app's ``server_config`` when it is this server's format (a path inside the app), else None."""

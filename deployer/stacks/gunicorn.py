@@ -70,6 +70,7 @@ class Gunicorn(SocketServer):
     distribution = "gunicorn"
     tested_version = TESTED_VERSION
     config_suffix = ".py"
+    default_config = "gunicorn.conf.py"
     proxies = ("nginx", "apache")
     service_template = "systemd/gunicorn.service.j2"
 
