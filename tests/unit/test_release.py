@@ -76,12 +76,17 @@ class FakePip:
         dest = Path(args[args.index("--dest") + 1])
         requirements = Path(args[args.index("-r") + 1])
         dest.mkdir(parents=True, exist_ok=True)
+        self.download(requirements, dest)
+        return ""
+
+    def download(self, requirements: Path, dest: Path) -> None:
         for line in requirements.read_text().splitlines():
             line = line.split("#")[0].strip()
-            if line and not line.startswith("-"):
+            if line.startswith("-r "):  # an include, as pip follows it
+                self.download((requirements.parent / line[3:].strip()), dest)
+            elif line and not line.startswith("-"):
                 name, version = line.split("==")
                 tiny_wheel(dest, name, version)
-        return ""
 
 
 def tiny_wheel(dest: Path, name: str, version: str) -> Path:
@@ -245,6 +250,16 @@ def test_python_version_is_part_of_the_cache_key(tmp_path, fake_pip):
     assert len(fake_pip.calls) == 2
     assert "3.12" in fake_pip.calls[1]
     assert a.req_hash != b.req_hash and a.content_hash != b.content_hash
+
+
+def test_extra_requirements_join_the_apps_and_the_cache_key(tmp_path, fake_pip):
+    """The server deployer adds (server_version.added) is installed beside the app's own wheels."""
+    app = make_app(tmp_path / "app", {"app.py": "x = 1\n", "requirements.txt": "flask==3.1.3\n"})
+    plain = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    added = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW, extra_requirements=("gunicorn==27.0.1",))
+    assert plain.wheel_names == ("flask-3.1.3-py3-none-any.whl",)
+    assert added.wheel_names == ("flask-3.1.3-py3-none-any.whl", "gunicorn-27.0.1-py3-none-any.whl")
+    assert plain.req_hash != added.req_hash and len(fake_pip.calls) == 2
 
 
 def test_cached_build_runs_no_pip(tmp_path, fake_pip):

@@ -218,3 +218,36 @@ def test_server_config_problems(tmp_path, monkeypatch, value, message):
     with pytest.raises(InventoryError) as info:
         load(tmp_path, value)
     assert any(str(p).startswith(message) for p in info.value.problems), info.value.problems
+
+
+# --- deploy and plan: the wheel set decides, and plan hears what was added ------------------------
+
+
+class FakeArtifact:
+    release_id, content_hash, req_hash, python = "20261202T000000Z-abc", "ab" * 32, "cd" * 32, "3.11"
+
+    def __init__(self, wheel_names):
+        self.wheel_names = wheel_names
+
+
+def test_build_release_renders_for_the_wheel_sets_version_and_notes_what_it_added(tmp_path, monkeypatch):
+    from deployer.artifact import release
+    from deployer.run import rollout
+
+    asked = {}
+
+    def build(app, *, python, extra_requirements):
+        asked["extra"] = extra_requirements
+        return FakeArtifact(("flask-3.1.3-py3-none-any.whl", "gunicorn-20.1.0-py3-none-any.whl"))
+
+    monkeypatch.setattr(release, "build_artifact", build)
+    app = app_with(tmp_path, "flask==3.1.3\n")
+    host = f.host(server="gunicorn")
+    inventory = f.inventory(host, app_=app)
+    files = rollout.render_all(inventory, (host,), reveal_secrets=True)
+    assert "control_socket_disable" in next(x.content for x in files["web1"] if x.path.name == "gunicorn.conf.py")
+    built = rollout.build_release(inventory, (host,), {}, files)
+    assert asked["extra"] == (f"gunicorn=={gunicorn.TESTED_VERSION}",)
+    assert built.notes == (f"gunicorn {gunicorn.TESTED_VERSION} added: the app does not depend on it",)
+    conf = next(x.content for x in built.files["web1"] if x.path.name == "gunicorn.conf.py")
+    assert "gunicorn 20.1.0 reads this file" in conf and "control_socket_disable" not in conf
