@@ -37,7 +37,7 @@ def declared_pins(app: App) -> dict[str, str | None]:
         return found
     for path in requirements_files(requirements.resolve()):
         for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.split(" #", 1)[0].split(";", 1)[0].strip()
+            line = line.split(" #", 1)[0].split(";", 1)[0].strip().rstrip("\\").strip()
             if not line or line.startswith(("#", "-")):
                 continue
             match = REQUIREMENT_RE.fullmatch(line)

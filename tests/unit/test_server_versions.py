@@ -139,7 +139,7 @@ def app_with(tmp_path: Path, requirements: str, **files: str):
     ("gunicorn==20.1.0", "20.1.0"), ("Gunicorn == 23.0.0  # prod", "23.0.0"), ("gunicorn[gevent]==22.0.0", "22.0.0"),
     ("gunicorn===21.2.0", "21.2.0"), ("gunicorn>=20", None), ("gunicorn==23.*", None), ("gunicorn", None),
     ("gunicorn==23.0.0 ; python_version >= '3.8'", "23.0.0"),
-    ("gunicorn==23.0.0 --hash=sha256:aaaa", "23.0.0"),
+    ("gunicorn==23.0.0 --hash=sha256:aaaa", "23.0.0"), ("gunicorn==23.0.0 \\", "23.0.0"),
 ])
 def test_declared_pins(tmp_path, line, pin):
     pins = server_version.declared_pins(app_with(tmp_path, f"flask==3.1.3\n{line}\n"))
