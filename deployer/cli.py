@@ -23,6 +23,9 @@ from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.core.hostview import host_json
+from deployer.core.outcomes import DEPLOY_FAILURES, DeployStatus
+from deployer.console import echo
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
 from deployer.init.writer import init
@@ -36,7 +39,7 @@ class DeployerGroup(click.Group):
         except DeployerError as exc:
             if ctx.meta.get("deployer.debug"):
                 raise
-            click.echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
+            echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -77,6 +80,14 @@ def check(inventory_path: Path, limit: str | None) -> None:
     click.echo(f"ok: {len(hosts)} host{'s' if len(hosts) != 1 else ''} selected", err=True)
 
 
+def _declared(app) -> str:
+    """Which file declares the dependencies; a source with none is refused here (exit 2), not at deploy."""
+    from deployer.artifact.dependencies import detect
+
+    declared = detect(app)
+    return declared.label if app.requirements else f"{declared.label} (detected)"
+
+
 def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[str, Any]:
     """A plain, secret-free view of the resolved inventory (for ``check``)."""
     app = inventory.app
@@ -85,7 +96,7 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "name": app.name,
             "source": str(app.source),
             "wsgi": str(app.wsgi),
-            "requirements": app.requirements,
+            "requirements": _declared(app),
             "health": app.health,
             "env": dict(app.env),
             "secrets": {name: str(value) for name, value in app.secrets.items()},
@@ -95,46 +106,31 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "hooks": {stage: [mask_text(str(h), app.secrets.values()) + (" (run_once)" if h.run_once else "")
                               for h in app.hooks.stage(stage)] for stage in HOOK_STAGES if app.hooks.stage(stage)},
         },
-        "hosts": {host.name: _host_view(host) for host in hosts},
+        "hosts": {host.name: {k: v for k, v in host_json(host).items() if k != "name"} for host in hosts},
     }
-
-
-def _host_view(host: Host) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for key, value in vars(host).items():
-        if key == "name":
-            continue
-        if key == "tls" and value is not None:
-            value = {"cert": str(value.cert), "key": str(value.key)}
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif value is not None and not isinstance(value, (str, int, bool)):
-            value = str(value)
-        view[key] = value
-    return view
 
 
 @main.command()
 @inventory_option
 @limit_option
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Write files under DIR/<host>/<target path>.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Write files under DIR/<host>/<target path> (DIR must not exist).")
 @click.option("--show-secrets", is_flag=True, help="Render real secret values instead of ***.")
 def render(inventory_path: Path, limit: str | None, out: Path | None, show_secrets: bool) -> None:
     """Render every file each host will get, without touching any server."""
     from deployer.run.rollout import render_all
+    from deployer.safe_write import fresh_directory, write_under
 
     inventory, hosts = load(inventory_path, limit)
     rendered = render_all(inventory, hosts, reveal_secrets=show_secrets)
+    if out is not None:
+        fresh_directory(out)
     for host in hosts:
         for file in rendered[host.name]:
             if out is None:
                 click.echo(f"# ==> {host.name}:{file.path} ({file.mode:04o} {file.owner}:{file.group}) <==")
                 click.echo(file.content, nl=not file.content.endswith("\n"))
                 continue
-            target = out / host.name / file.path.relative_to("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(file.content, encoding="utf-8")
-            target.chmod(0o600 if file.secret else 0o644)
+            target = write_under(out, host.name / file.path.relative_to("/"), file.content, secret=file.secret)
             click.echo(str(target))
 
 
@@ -144,7 +140,7 @@ def _progress(quiet: bool):
     def report(host: str, message: str) -> None:
         if not quiet:
             with lock:
-                click.echo(f"{host}: {message}", err=True)
+                echo(f"{host}: {message}", err=True)
 
     return report
 
@@ -153,14 +149,14 @@ def _summary(results: list) -> None:
     width = max([len(r.host) for r in results] + [4])
     click.echo(f"{'HOST':<{width}}  {'STATUS':<12} {'RELEASE':<28} {'SECONDS':>7}  ERROR")
     for r in results:
-        click.echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
+        echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
 
 
 def exit_code_for(results: list) -> int:
     statuses = {r.status for r in results}
-    if statuses & {"failed", "rolled-back", "skipped"}:
+    if statuses & DEPLOY_FAILURES:
         return EXIT_FAILED
-    if "locked" in statuses:
+    if DeployStatus.LOCKED in statuses:
         return EXIT_LOCKED
     return EXIT_OK
 
@@ -248,25 +244,35 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         facts = rollout.gather_all(session, files)
         release = rollout.build_release(inventory, hosts, facts, files)
         plans = rollout.plan_all(session, release.files, facts, release.target)
+    if facts:
+        click.echo(dependencies_line(release.artifact))
     for note in release.notes:
         click.echo(f"* {note}")
     failed = False
     for host in hosts:
         if host.name in session.errors:
-            click.echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
+            echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
             failed = True
             continue
         p = plans[host.name]
         state = "unchanged" if p.unchanged else "would change"
-        click.echo(f"== {host.name} ({host.address}): {state}")
+        echo(f"== {host.name} ({host.address}): {state}")
         for problem in p.problems:
-            click.echo(f"  ! {problem}")
+            echo(f"  ! {problem}")
         if not p.unchanged:
             for step in p.steps():
-                click.echo(f"  - {step}")
+                echo(f"  - {step}")
         for change in p.changes:
-            click.echo(change.diff(secrets), nl=False)
+            echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def dependencies_line(artifact) -> str:
+    """``dependencies: 9 wheels for CPython 3.11.2 on x86_64-manylinux_2_36 (from uv.lock)``"""
+    count = len(artifact.wheel_names)
+    target = artifact.target.describe() if artifact.target else f"Python {artifact.python}"
+    source = f" (from {artifact.declared})" if artifact.declared else ""
+    return f"dependencies: {count} wheel{'s' if count != 1 else ''} for {target}{source}"
 
 
 main.add_command(lab_group)
@@ -286,7 +292,7 @@ def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: b
     inventory, hosts = load(inventory_path, limit)
     results, cancelled = _rollout(
         lambda cancel: rollout.rollback(inventory, hosts, to=to, progress=_progress(False), cancel=cancel), as_json)
-    ok = all(r.status == "rolled-back-to" for r in results)
+    ok = all(r.status == DeployStatus.ROLLED_BACK_TO for r in results)
     sys.exit(130 if cancelled else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)
 
 
@@ -335,15 +341,15 @@ def status(inventory_path: Path, limit: str | None, as_json: bool) -> None:
     else:
         for name, st in doc.items():
             if "error" in st:
-                click.echo(f"{name}: error: {st['error']}")
+                echo(f"{name}: error: {st['error']}")
                 continue
-            click.echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
-            click.echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
-            click.echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
+            echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
+            echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
+            echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
             lock = st["lock"]
             held = f"held by {lock['holder']} for {lock['age']}" if lock else "free"
-            click.echo(f"  lock:    {held}")
-            click.echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
+            echo(f"  lock:    {held}")
+            echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
     sys.exit(EXIT_FAILED if any("error" in st for st in doc.values()) else EXIT_OK)
 
 
@@ -356,15 +362,15 @@ def releases(inventory_path: Path, limit: str | None) -> None:
     for host in hosts:
         item = out[host.name]
         if isinstance(item, Exception):
-            click.echo(f"{host.name}: error: {item}")
+            echo(f"{host.name}: error: {item}")
             continue
         facts, log = item
-        click.echo(f"{host.name}:")
+        echo(f"{host.name}:")
         results = {r.get("release"): r for r in log}
         for release in sorted(facts.releases, key=lambda r: r.id, reverse=True):
             mark = "*" if release.id == facts.current else "!" if release.bad else " "
             rec = results.get(release.id, {})
-            click.echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
+            echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
 
 
 @main.command()
@@ -382,9 +388,9 @@ def unlock(inventory_path: Path, limit: str | None) -> None:
             layout = Layout.of(inventory.app, remote.host)
             held = remote.run(("cat", str(layout.state_dir / "lock" / "info")), check=False)
             remote.run(cmd.release_lock(layout))
-            click.echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
+            echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
         for name, error in session.errors.items():
-            click.echo(f"{name}: error: {error}", err=True)
+            echo(f"{name}: error: {error}", err=True)
     sys.exit(EXIT_FAILED if session.errors else EXIT_OK)
 
 

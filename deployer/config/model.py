@@ -75,7 +75,7 @@ class App:
     name: str
     source: Path  # absolute, on the controller
     wsgi: WsgiTarget
-    requirements: str = "requirements.txt"  # relative to source
+    requirements: str | None = None  # relative to source; None: detected (artifact.dependencies)
     health: str = "/healthz"
     env: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, Secret] = field(default_factory=dict)

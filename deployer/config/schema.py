@@ -482,7 +482,10 @@ class _Validator:
             if text:
                 module, attr, call = WSGI_RE.fullmatch(text).groups()
                 wsgi = WsgiTarget(module, attr, bool(call))
-        requirements = self.field(path + ("requirements",), raw.get("requirements", "requirements.txt"), rel_path)
+        # unset: detected at build time (uv.lock, requirements.txt, pyproject.toml; see artifact.dependencies)
+        requirements = None
+        if raw.get("requirements") is not None:
+            requirements = self.field(path + ("requirements",), raw["requirements"], rel_path)
         if source and requirements:
             self.needs.append(FileNeed(path + ("requirements",), source / requirements, "file"))
         health = self.field(path + ("health",), raw.get("health", "/healthz"), url_path)
@@ -496,7 +499,7 @@ class _Validator:
         keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
         hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
         server_config = self.server_config(path + ("server_config",), raw.get("server_config"), source)
-        if None in (name, source, wsgi, requirements, health, keep):
+        if None in (name, source, wsgi, health, keep) or raw.get("requirements") is not None and requirements is None:
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,

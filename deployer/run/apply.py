@@ -25,11 +25,13 @@ from pathlib import PurePosixPath
 from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
-from deployer.core.facts import Facts, drift, facts_command, parse_facts
+from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
 from deployer.core.layout import Layout
+from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
-from deployer.artifact.release import Artifact, venv_command, venv_tree
+from deployer.artifact.manifest import Artifact
+from deployer.artifact.venv import venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
 from deployer.stacks import Check, proxy_of, server_of
@@ -75,7 +77,7 @@ class OnceGate:
 @dataclass
 class HostResult:
     host: str
-    status: str  # deployed | unchanged | failed | rolled-back | locked
+    status: DeployStatus
     release: str | None
     seconds: float = 0.0
     error: str | None = None
@@ -101,8 +103,11 @@ def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile
     )
     result = remote.run(command, check=False, mask=False)
     if not result.ok:
-        raise DeployerError(f"{host.name}: cannot read host state: {(result.stderr.strip() or result.stdout.strip())[-300:]}")
-    return parse_facts(result.stdout)
+        raise DeployerError(f"{host.name}: cannot read host state: {facts_failure(result.code, result.stderr)}")
+    try:
+        return parse_facts(result.stdout)
+    except (ValueError, KeyError, TypeError) as exc:  # never the output itself: it holds the live files
+        raise DeployerError(f"{host.name}: cannot read host state: unreadable facts ({type(exc).__name__})") from None
 
 
 def lock_info(command: str) -> dict[str, object]:
@@ -150,7 +155,7 @@ class Applier:
     def apply(self) -> HostResult:
         started = time.monotonic()
         plan = self.plan
-        result = HostResult(self.host.name, "deployed", plan.release_id, previous=plan.previous)
+        result = HostResult(self.host.name, DeployStatus.DEPLOYED, plan.release_id, previous=plan.previous)
         locked = False
         try:
             self.lock()
@@ -164,19 +169,19 @@ class Applier:
             if self.command == "rollback":
                 hook_error = self.after_rollback(plan.release_id)
                 if hook_error:
-                    result.error, result.status = hook_error, "failed"
+                    result.error, result.status = hook_error, DeployStatus.FAILED
             else:
                 self.run_hooks(plan.stage_hooks("after_switch"), self.live_env(plan.release_id))
-            self.record("deployed")
+            self.record(LogResult.DEPLOYED)
             self.prune()
         except LockHeld as exc:
-            result.error, result.status = str(exc), "locked"
+            result.error, result.status = str(exc), DeployStatus.LOCKED
         except (StepFailed, Cancelled, CommandFailed) as exc:
             result.error = str(exc)
-            result.status = self.recover(exc) if locked else "failed"
+            result.status = self.recover(exc) if locked else DeployStatus.FAILED
         except Exception as exc:  # connection lost and the like: still try to leave the host sane
             result.error = f"{type(exc).__name__}: {exc}"
-            result.status = self.recover(exc) if locked else "failed"
+            result.status = self.recover(exc) if locked else DeployStatus.FAILED
         finally:
             if self.once is not None and plan.stage_hooks("before_switch", once=True):
                 self.once.open(result.error)  # no-op once opened
@@ -423,7 +428,7 @@ class Applier:
         scheme, port = ("https", host.https_port) if host.tls else ("http", host.http_port)
         return cmd.health_check(scheme, port, host.server_name, self.inventory.app.health, HEALTH_DEADLINE)
 
-    def record(self, result: str) -> None:
+    def record(self, result: LogResult) -> None:
         record = {"release": self.plan.release_id, "previous": self.plan.previous, "result": result,
                   "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
                   "user": getpass.getuser(), "controller": socket.gethostname(), "command": self.command}
@@ -443,15 +448,15 @@ class Applier:
 
     # -- failure ------------------------------------------------------------
 
-    def recover(self, exc: BaseException) -> str:
+    def recover(self, exc: BaseException) -> DeployStatus:
         """Undo what this deploy changed. Returns the host's final status."""
         plan = self.plan
         self.say(f"failed: {exc}")
         if plan.release_id != plan.previous:
             self._quiet(cmd.mark_bad(self.layout, plan.release_id, str(exc)[:500]))
         if not self.live:
-            self.record("failed")
-            return "failed"
+            self.record(LogResult.FAILED)
+            return DeployStatus.FAILED
         self.say("rolling back")
         configs_touched = bool(self.installed or self.links_made)
         self.undo_configs()
@@ -464,8 +469,8 @@ class Applier:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
             self._quiet(proxy_of(self.host).reload())
-            self.record("failed")
-            return "failed"
+            self.record(LogResult.FAILED)
+            return DeployStatus.FAILED
         self._quiet(cmd.switch_current(self.layout, plan.previous))
         if plan.services:
             self._quiet(cmd.systemctl("restart", *plan.services))
@@ -476,8 +481,8 @@ class Applier:
             self._quiet(proxy_of(self.host).reload())
         healthy = self._quiet(self.health_command())
         self.rollback_error = self.after_rollback(plan.previous)
-        self.record("rolled-back" if healthy else "rollback-unhealthy")
-        return "rolled-back" if healthy else "failed"
+        self.record(LogResult.ROLLED_BACK if healthy else LogResult.ROLLBACK_UNHEALTHY)
+        return DeployStatus.ROLLED_BACK if healthy else DeployStatus.FAILED
 
     def undo_configs(self) -> None:
         if self.installed:

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.artifact.release import Artifact
+from deployer.artifact.manifest import Artifact, HostPython, host_python_of
 from deployer.run import server_version
 from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
 from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, snapshot_command
 from deployer.core.layout import Layout
+from deployer.core.outcomes import DEPLOY_SUCCESSES, DeployStatus
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
 from deployer.core.render import RenderedFile, TlsMaterial, file_metadata, render_host
@@ -60,7 +61,8 @@ class Release:
 def build_release(inventory: Inventory, hosts: tuple[Host, ...], facts: dict[str, Facts],
                   files: dict[str, tuple[RenderedFile, ...]]) -> Release:
     """Build once; re-render when the wheel set's server version is not the one ``files`` assumed."""
-    from deployer.artifact.release import build_artifact, short_hash
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
 
     added = server_version.added(inventory.app, hosts)
     artifact = build_artifact(inventory.app, python=host_python(facts),
@@ -107,7 +109,7 @@ class Session:
 
     def failed_results(self) -> dict[str, HostResult]:
         """A result for every host that could not be reached or read."""
-        return {name: HostResult(name, "failed", None, error=error) for name, error in self.errors.items()}
+        return {name: HostResult(name, DeployStatus.FAILED, None, error=error) for name, error in self.errors.items()}
 
     def connected(self) -> list[Remote]:
         return [r for name, r in self.remotes.items() if name not in self.errors]
@@ -134,11 +136,14 @@ def gather_all(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> 
     return facts
 
 
-def host_python(facts: dict[str, Facts]) -> str:
-    versions = {".".join(map(str, f.python_version)) for f in facts.values()}
-    if len(versions) > 1:
-        raise DeployerError(f"hosts run different Python versions ({', '.join(sorted(versions))}): deploy them separately with --limit")
-    return versions.pop() if versions else "3.11"
+def host_python(facts: dict[str, Facts]) -> HostPython:
+    """The one interpreter every host runs (full version, implementation, CPU, glibc): wheels fit it exactly."""
+    targets = {name: host_python_of(f.python, f.platform) for name, f in facts.items()}
+    kinds = {t.describe() for t in targets.values()}
+    if len(kinds) > 1:
+        seen = ", ".join(f"{name}: {t.describe()}" for name, t in sorted(targets.items()))
+        raise DeployerError(f"hosts run different Pythons ({seen}): their wheels differ, deploy them separately with --limit")
+    return targets.popitem()[1] if targets else host_python_of("3.11", {})
 
 
 def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts: dict[str, Facts], target: Target) -> dict[str, HostPlan]:
@@ -176,8 +181,8 @@ def deploy(
                 def one(name: str) -> HostResult:
                     plan = plans[name]
                     if plan.unchanged and not plan.problems:
-                        progress(name, "unchanged")
-                        return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
+                        progress(name, DeployStatus.UNCHANGED)
+                        return HostResult(name, DeployStatus.UNCHANGED, plan.release_id, previous=plan.previous)
                     applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
                                       progress=progress, cancel=cancel, once=once, verify=verify, facts=facts[name])
                     outcome = applier.apply()
@@ -186,9 +191,9 @@ def deploy(
 
                 for outcome in parallel(one, batch):
                     results[outcome.host] = outcome
-                if any(results[n].status not in ("deployed", "unchanged") for n in batch) or cancel.is_set():
+                if any(results[n].status not in DEPLOY_SUCCESSES for n in batch) or cancel.is_set():
                     for name in order[start + batch_size:]:
-                        results[name] = HostResult(name, "skipped", None, error="an earlier batch failed")
+                        results[name] = HostResult(name, DeployStatus.SKIPPED, None, error="an earlier batch failed")
                     break
     return [results[h.name] for h in hosts if h.name in results]
 
@@ -250,14 +255,14 @@ def rollback(
                 target = Target(release_id, release_id.rsplit("-", 1)[-1], release.venv or "", ".".join(map(str, facts.python_version)))
                 plan = plan_host(inventory, remote.host, target, files, facts, rollback=True)
             except DeployerError as exc:
-                return HostResult(name, "failed", None, error=str(exc))
+                return HostResult(name, DeployStatus.FAILED, None, error=str(exc))
             if plan.build_venv:
-                return HostResult(name, "failed", release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
+                return HostResult(name, DeployStatus.FAILED, release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
             progress(name, f"rolling back {facts.current} -> {release_id}")
             outcome = Applier(remote, inventory, plan, files, None, progress=progress, cancel=cancel, command="rollback",
                               facts=facts).apply()
-            if outcome.status == "deployed":
-                outcome.status = "rolled-back-to"
+            if outcome.status == DeployStatus.DEPLOYED:
+                outcome.status = DeployStatus.ROLLED_BACK_TO
             return outcome
 
         for outcome in parallel(one, session.connected()):

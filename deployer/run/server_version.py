@@ -13,38 +13,48 @@ only places that know how requirements and wheel names look.
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
-from deployer.artifact.release import parse_wheel_name, requirements_files
+from deployer.artifact.dependencies import detect, normal_name
+from deployer.artifact.manifest import SourceError, parse_wheel_name
 from deployer.config.model import App, Host
 from deployer.stacks import AppServer, server_of
 
 REQUIREMENT_RE = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(.*)")
 
 
-def normal_name(name: str) -> str:
-    """PEP 503: ``Gunicorn``, ``gunicorn_x`` and ``gunicorn.x`` name the same project as ``gunicorn-x``."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def declared_pins(app: App) -> dict[str, str | None]:
-    """Each project the app's requirements name -> its exact ``==`` version, or None when not pinned so."""
+    """Each project the app declares -> its exact version (``==`` pin, or uv.lock's), None when not pinned.
+
+    Read from what ``artifact.dependencies.detect`` finds: requirements files (with their
+    ``-r``/``-c`` includes), uv.lock, or ``[project].dependencies`` (dynamic ones: unknown, {}).
+    """
+    try:
+        declared = detect(app)
+    except SourceError:
+        return {}
+    if declared.kind == "uv.lock":
+        lock = tomllib.loads(declared.path.read_text(encoding="utf-8"))
+        return {normal_name(p["name"]): p.get("version") for p in lock.get("package", ()) if "name" in p}
+    if declared.kind == "pyproject":
+        return spec_pins(declared.dependencies or ())
+    return spec_pins(line for path in declared.inputs for line in path.read_text(encoding="utf-8").splitlines())
+
+
+def spec_pins(lines: Iterable[str]) -> dict[str, str | None]:
+    """Requirement lines or PEP 508 strings -> {project: exact version or None}."""
     found: dict[str, str | None] = {}
-    requirements = Path(app.source) / app.requirements
-    if not requirements.is_file():
-        return found
-    for path in requirements_files(requirements.resolve()):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.split(" #", 1)[0].split(";", 1)[0].strip().rstrip("\\").strip()
-            if not line or line.startswith(("#", "-")):
-                continue
-            match = REQUIREMENT_RE.fullmatch(line)
-            if match:
-                name, spec = normal_name(match.group(1)), match.group(2).replace(" ", "").split("--hash", 1)[0]
-                pin = re.fullmatch(r"===?([0-9][A-Za-z0-9.+!-]*)", spec)
-                found[name] = pin.group(1) if pin and "*" not in spec else found.get(name)
+    for line in lines:
+        line = line.split(" #", 1)[0].split(";", 1)[0].strip().rstrip("\\").strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        match = REQUIREMENT_RE.fullmatch(line)
+        if match:
+            name, spec = normal_name(match.group(1)), match.group(2).replace(" ", "").split("--hash", 1)[0]
+            pin = re.fullmatch(r"===?([0-9][A-Za-z0-9.+!-]*)", spec)
+            found[name] = pin.group(1) if pin and "*" not in spec else found.get(name)
     return found
 
 

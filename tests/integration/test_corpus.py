@@ -135,8 +135,21 @@ def check_own_gunicorn_conf(address: str, name: str) -> None:
     assert (status, body) == (200, "not read"), (name, status, body[-300:])  # its raw_env was not applied
 
 
+def check_pyproject_only(address: str, name: str) -> None:
+    status, body, _ = request(address, "GET", "/")
+    assert status == 200 and "/site-packages/flaskr" in body, (name, body[-300:])  # the wheel, not src/
+
+
+def check_uv_lock(address: str, name: str) -> None:
+    status, body, _ = request(address, "GET", "/")
+    seen = json.loads(body) if status == 200 else {}
+    below = tuple(int(x) for x in seen.get("python", "0.0.0").split(".")) < (3, 11, 3)
+    # redis 5.0.1 imports async_timeout exactly when the host's Python is older than 3.11.3
+    assert status == 200 and seen["redis"] == "5.0.1" and seen["async_timeout"] == below, (name, body[-300:])
+
+
 CHECKS: dict[str, Callable[[str, str], None]] = {
-    "own_gunicorn_conf": check_own_gunicorn_conf,
+    "pyproject_only": check_pyproject_only, "uv_lock": check_uv_lock, "own_gunicorn_conf": check_own_gunicorn_conf,
     "login_redirect": check_login_redirect, "basic_auth": check_basic_auth,
     "non_ascii_env": check_non_ascii_env, "no_proxyfix": check_no_proxyfix, "sdist_dep": check_sdist_dep,
 }

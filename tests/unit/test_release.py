@@ -1,6 +1,8 @@
 """The release artifact: file selection, determinism, hashes, the wheel cache, pip failures.
 
-Most tests replace pip with a fake that writes stand-in wheels (``fake_pip``). Those
+Most tests replace pip with a fake that writes stand-in wheels (``fake_pip``) and uv's
+resolver with one that keeps the pins as written (``fake_uv``: resolution for the hosts'
+interpreter is tested with the real uv in test_dependencies.py). Those
 marked nothing but using ``real_pip`` run the real pip offline (``--no-index`` and
 local sdists built by an in-tree backend). The ``network`` test downloads Flask and
 gunicorn and installs them the way a host does.
@@ -22,20 +24,16 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from deployer.artifact import release
+from deployer.artifact import manifest as manifest_mod
+from deployer.artifact import venv as venv_mod
+from deployer.artifact import wheels
+from deployer.artifact.manifest import HostPython, ReleaseError, SourceError, host_arch, platform_tags, short_hash
+from deployer.artifact.release import build_artifact
+from deployer.artifact.venv import venv_command, venv_tree
+from deployer.artifact.wheels import PipError
 from deployer.errors import EXIT_BAD_INPUT, DeployerError
 from deployer.core.layout import Layout
 from deployer.config.model import App, WsgiTarget
-from deployer.artifact.release import (
-    PipError,
-    ReleaseError,
-    SourceError,
-    build_artifact,
-    platform_tags,
-    release_has_content,
-    short_hash,
-    venv_command,
-)
 
 NOW = datetime(2026, 11, 25, 16, 30, 0, tzinfo=timezone.utc)
 REQS = "flask==3.1.3\ngunicorn==27.0.1\n"
@@ -61,8 +59,30 @@ def hello(root: Path, **kw) -> App:
     }, **kw)
 
 
+class FakeUv:
+    """Stands in for ``wheels.run_uv``: 'resolves' a requirements file to its own pins."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args, *, cwd, what):
+        self.calls.append(list(args))
+        assert args[:2] == ["pip", "compile"]
+        out = Path(args[args.index("--output-file") + 1])
+        lines = []
+        for source in map(Path, args[args.index("--output-file") + 2:]):  # every input file, as uv reads them
+            for line in source.read_text().splitlines():
+                line = line.split("#")[0].strip()
+                if line.startswith(("-r", "-c")):
+                    lines += [x.strip() for x in (source.parent / line.split()[1]).read_text().splitlines()]
+                elif line and not line.startswith("-"):
+                    lines.append(line)
+        out.write_text("".join(f"{line}\n" for line in lines if line and not line.startswith("#")))
+        return ""
+
+
 class FakePip:
-    """Stands in for ``release.run_pip``: 'downloads' one wheel per requirement line."""
+    """Stands in for ``wheels.run_pip``: 'downloads' one wheel per requirement line."""
 
     def __init__(self, fail_after: int | None = None) -> None:
         self.calls: list[list[str]] = []
@@ -76,17 +96,12 @@ class FakePip:
         dest = Path(args[args.index("--dest") + 1])
         requirements = Path(args[args.index("-r") + 1])
         dest.mkdir(parents=True, exist_ok=True)
-        self.download(requirements, dest)
-        return ""
-
-    def download(self, requirements: Path, dest: Path) -> None:
         for line in requirements.read_text().splitlines():
             line = line.split("#")[0].strip()
-            if line.startswith("-r "):  # an include, as pip follows it
-                self.download((requirements.parent / line[3:].strip()), dest)
-            elif line and not line.startswith("-"):
+            if line and not line.startswith("-"):
                 name, version = line.split("==")
                 tiny_wheel(dest, name, version)
+        return ""
 
 
 def tiny_wheel(dest: Path, name: str, version: str) -> Path:
@@ -113,9 +128,16 @@ def tiny_wheel(dest: Path, name: str, version: str) -> Path:
 
 
 @pytest.fixture
-def fake_pip(monkeypatch):
+def fake_uv(monkeypatch):
+    uv = FakeUv()
+    monkeypatch.setattr(wheels, "run_uv", uv)
+    return uv
+
+
+@pytest.fixture
+def fake_pip(monkeypatch, fake_uv):
     pip = FakePip()
-    monkeypatch.setattr(release, "run_pip", pip)
+    monkeypatch.setattr(wheels, "run_pip", pip)
     return pip
 
 
@@ -147,7 +169,7 @@ def test_same_content_gives_same_hash_and_identical_bytes(tmp_path, fake_pip):
     assert first.app_tarball.read_bytes() == second.app_tarball.read_bytes()
     assert first.release_id == f"20261125T163000Z-{first.content_hash[:12]}"
     assert second.release_id == f"20270102T030405Z-{first.content_hash[:12]}"
-    assert release_has_content(second.release_id, first.content_hash)
+    assert second.release_id.endswith("-" + short_hash(first.content_hash))
     assert first.app_tarball.name == f"demo-{short_hash(first.content_hash)}.tar.gz"
 
 
@@ -193,12 +215,12 @@ def test_manifest_lists_every_file_with_hash_size_and_mode(tmp_path, fake_pip):
     assert doc["dirs"] == ["static", "templates"]
     # the hash is of the manifest itself (without its own hash)
     rest = {k: v for k, v in doc.items() if k != "content_hash"}
-    assert release.content_hash_of(rest) == artifact.content_hash
+    assert manifest_mod.content_hash_of(rest) == artifact.content_hash
 
 
-def test_code_change_changes_content_hash_but_keeps_venv_and_cache(tmp_path, monkeypatch):
+def test_code_change_changes_content_hash_but_keeps_venv_and_cache(tmp_path, monkeypatch, fake_uv):
     pip = FakePip(fail_after=1)
-    monkeypatch.setattr(release, "run_pip", pip)
+    monkeypatch.setattr(wheels, "run_pip", pip)
     app = hello(tmp_path / "app")
     before = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
     (tmp_path / "app" / "app.py").write_text("from flask import Flask\napp = Flask('x')\n")
@@ -276,9 +298,10 @@ def test_venv_tree_installs_the_checked_wheels_for_the_venv_path(tmp_path, fake_
     python = f"{sys.version_info[0]}.{sys.version_info[1]}"  # this Python: the tree is byte-compiled
     artifact = build_artifact(hello(tmp_path / "app"), python=python, cache_dir=tmp_path / "cache", now=NOW)
     assert artifact.wheel_names == ("flask-3.1.3-py3-none-any.whl", "gunicorn-27.0.1-py3-none-any.whl")
-    assert artifact.req_hash == release.requirements_lock_hash(artifact.wheel_names, python, release.host_arch())
+    digests = {n: hashlib.sha256((artifact.wheels_dir / n).read_bytes()).hexdigest() for n in artifact.wheel_names}
+    assert artifact.req_hash == manifest_mod.requirements_lock_hash(digests, artifact.target)
     venv = PurePosixPath("/srv/demo/venvs") / artifact.req_hash
-    tree = release.venv_tree(artifact, venv)
+    tree = venv_tree(artifact, venv)
     assert tree.precompiled and tree.sha256 == hashlib.sha256(tree.tarball.read_bytes()).hexdigest()
     with tarfile.open(tree.tarball) as tar:
         members = {m.name: m for m in tar.getmembers()}
@@ -290,13 +313,13 @@ def test_venv_tree_installs_the_checked_wheels_for_the_venv_path(tmp_path, fake_
         assert script.startswith(f"#!{venv}/bin/python\n") and members["bin/gunicorn"].mode & 0o111
         assert {m.uid for m in members.values()} == {0}
     # cached: the same file, no rebuild; another venv path gets its own tree
-    assert release.venv_tree(artifact, venv) == tree
-    assert release.venv_tree(artifact, PurePosixPath("/opt/demo/venvs/x")).tarball != tree.tarball
+    assert venv_tree(artifact, venv) == tree
+    assert venv_tree(artifact, PurePosixPath("/opt/demo/venvs/x")).tarball != tree.tarball
 
 
 def test_venv_tree_for_another_python_is_not_precompiled(tmp_path, fake_pip):
     artifact = build_artifact(hello(tmp_path / "app"), python="3.9", cache_dir=tmp_path / "cache", now=NOW)
-    tree = release.venv_tree(artifact, PurePosixPath("/srv/demo/venvs/x"))
+    tree = venv_tree(artifact, PurePosixPath("/srv/demo/venvs/x"))
     assert not tree.precompiled
     with tarfile.open(tree.tarball) as tar:
         assert not [n for n in tar.getnames() if n.endswith(".pyc")]
@@ -307,16 +330,29 @@ def test_venv_tree_refuses_a_wheel_changed_in_the_cache(tmp_path, fake_pip):
     artifact = build_artifact(hello(tmp_path / "app"), cache_dir=tmp_path / "cache", now=NOW)
     (artifact.wheels_dir / "flask-3.1.3-py3-none-any.whl").write_bytes(b"tampered")
     with pytest.raises(ReleaseError, match="sha256 differs"):
-        release.venv_tree(artifact, PurePosixPath("/srv/demo/venvs/x"))
+        venv_tree(artifact, PurePosixPath("/srv/demo/venvs/x"))
 
 
 def test_download_asks_for_the_hosts_python_and_platform(tmp_path, fake_pip):
     build_artifact(hello(tmp_path / "app"), cache_dir=tmp_path / "cache", now=NOW)
     (args,) = fake_pip.calls
-    assert args[:6] == ["download", "--only-binary=:all:", "--python-version", "3.11",
+    assert args[:7] == ["download", "--no-deps", "--only-binary=:all:", "--python-version", "3.11",
                         "--implementation", "cp"]
     platforms = [args[i + 1] for i, a in enumerate(args) if a == "--platform"]
-    assert platforms == list(platform_tags(release.host_arch()))
+    assert platforms == list(platform_tags(host_arch(os.uname().machine)))
+
+
+def test_resolution_asks_uv_for_the_hosts_exact_interpreter(tmp_path, fake_pip, fake_uv):
+    target = HostPython("3.11.2", arch="x86_64", glibc=(2, 36))
+    artifact = build_artifact(hello(tmp_path / "app"), python=target, cache_dir=tmp_path / "cache", now=NOW)
+    (args,) = fake_uv.calls
+    assert args[args.index("--python-version") + 1] == "3.11.2"
+    assert args[args.index("--python-platform") + 1] == "x86_64-manylinux_2_36"
+    assert fake_pip.calls[0][fake_pip.calls[0].index("--python-version") + 1] == "3.11.2"
+    assert artifact.python == "3.11" and artifact.target == target
+    other = build_artifact(hello(tmp_path / "app"), python=HostPython("3.11.7"), cache_dir=tmp_path / "cache", now=NOW)
+    assert other.req_hash != artifact.req_hash  # another interpreter: another cache entry and venv
+    assert len(fake_uv.calls) == 2
 
 
 def test_platform_tags_cover_manylinux_up_to_bookworm():
@@ -331,8 +367,14 @@ def test_platform_tags_cover_manylinux_up_to_bookworm():
 
 
 def test_missing_requirements_file_is_a_source_error(tmp_path, fake_pip):
+    app = make_app(tmp_path / "app", {"app.py": ""}, requirements="requirements/prod.txt")
+    with pytest.raises(SourceError, match="requirements/prod.txt: requirements file not found"):
+        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+
+
+def test_no_declaration_at_all_is_a_source_error(tmp_path, fake_pip):
     app = make_app(tmp_path / "app", {"app.py": ""})
-    with pytest.raises(SourceError, match="requirements.txt: requirements file not found"):
+    with pytest.raises(SourceError, match="no dependencies declared: add requirements.txt"):
         build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
 
 
@@ -408,8 +450,8 @@ def test_reserved_deployer_dir_is_refused(tmp_path, fake_pip):
 
 
 def test_ignore_rules_are_pure():
-    rules = release.IgnoreRules(shared=("instance",), secrets_file="conf/s.env.txt",
-                                ignore_lines=["*.log", "!keep.log"])
+    rules = manifest_mod.IgnoreRules(shared=("instance",), secrets_file="conf/s.env.txt",
+                                     ignore_lines=["*.log", "!keep.log"])
     assert rules.reason(".git", True) == "version control"
     assert rules.reason(".git", False) is None  # a file named .git (a worktree link) is odd but not VCS data
     assert rules.reason("a/b.pyc", False) == "cache"
@@ -429,14 +471,9 @@ def test_ignore_rules_are_pure():
 def test_venv_command():
     layout = Layout("demo", PurePosixPath("/srv"))
     cmd = venv_command(layout, "abc", PurePosixPath("/tmp/up/venv.tar.gz"), "f" * 64, "3.11", precompiled=True)
-    assert cmd == ("sh", "-c", release.VENV_SCRIPT, "sh", "/srv/demo/venvs/abc", "/tmp/up/venv.tar.gz",
+    assert cmd == ("sh", "-c", venv_mod.VENV_SCRIPT, "sh", "/srv/demo/venvs/abc", "/tmp/up/venv.tar.gz",
                    "f" * 64, "python3.11", "no")
     assert venv_command(layout, "abc", PurePosixPath("/t.tgz"), "0", "3.12", precompiled=False)[-2:] == ("python3.12", "yes")
-
-
-def test_unpack_command():
-    assert release.unpack_command(PurePosixPath("/tmp/a.tar.gz"), PurePosixPath("/srv/d/releases/r")) == (
-        "tar", "-xzf", "/tmp/a.tar.gz", "-C", "/srv/d/releases/r", "--touch", "--no-same-owner")
 
 
 def test_short_hash_and_release_ids():
@@ -445,8 +482,7 @@ def test_short_hash_and_release_ids():
     with pytest.raises(ValueError):
         short_hash("not-a-hash")
     naive = datetime(2026, 1, 2, 3, 4, 5)
-    assert release.release_id_for(digest, naive) == f"20260102T030405Z-{digest[:12]}"
-    assert not release_has_content(f"20260102T030405Z-{'0' * 12}", digest)
+    assert manifest_mod.release_id_for(digest, naive) == f"20260102T030405Z-{digest[:12]}"
 
 
 def test_pip_error_shows_the_last_lines_only():
@@ -509,7 +545,7 @@ def test_pip_failure_raises_with_pips_last_lines(tmp_path):
         build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
     assert isinstance(caught.value, DeployerError)
     text = caught.value.format()
-    assert "No matching distribution found for no-such-package-deployer==1.0" in text
+    assert "no-such-package-deployer" in text and text.startswith("resolving requirements.txt for CPython")
     assert "Traceback" not in text
     assert not [p for p in (tmp_path / "cache").iterdir()]  # nothing half-built left behind
 
@@ -522,12 +558,28 @@ def test_pure_sdist_is_built_into_a_wheel(tmp_path):
     assert artifact.wheel_names == ("deployertinypure-0.1-py3-none-any.whl",)
 
 
-def test_platform_specific_sdist_is_refused(tmp_path):
+def test_platform_specific_sdist_is_refused_when_built_unlike_the_hosts(tmp_path):
     make_sdist(tmp_path / "dist", "deployertinyc", "cp311-cp311-linux_x86_64")
     app = make_app(tmp_path / "app", {"app.py": "", "requirements.txt":
                                       "--no-index\n--find-links ../dist\ndeployertinyc==0.1\n"})
-    with pytest.raises(ReleaseError, match="builds a platform-specific wheel"):
-        build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    older_hosts = HostPython("3.11.2", arch="x86_64", glibc=(2, 17))  # no controller glibc is that old
+    with pytest.raises(ReleaseError, match="deployertinyc==0.1.*builds a platform-specific wheel"):
+        build_artifact(app, python=older_hosts, cache_dir=tmp_path / "cache", now=NOW)
+
+
+def test_built_wheels_are_cached_by_the_sdists_hash(tmp_path, monkeypatch):
+    make_sdist(tmp_path / "dist", "deployertinypure", "py3-none-any")
+    lines = f"--no-index\n--find-links {tmp_path / 'dist'}\ndeployertinypure==0.1\n"
+    build_artifact(make_app(tmp_path / "a", {"app.py": "", "requirements.txt": lines}), cache_dir=tmp_path / "cache", now=NOW)
+    (built,) = (tmp_path / "cache" / "built").iterdir()
+    sdist = tmp_path / "dist" / "deployertinypure-0.1.tar.gz"
+    assert built.name == hashlib.sha256(sdist.read_bytes()).hexdigest()
+    calls = []
+    real = wheels.run_pip
+    monkeypatch.setattr(wheels, "run_pip", lambda args, **kw: calls.append(args[0]) or real(args, **kw))
+    other = make_app(tmp_path / "b", {"app.py": "", "requirements.txt": "# another app\n" + lines})
+    assert build_artifact(other, cache_dir=tmp_path / "cache", now=NOW).wheel_names == ("deployertinypure-0.1-py3-none-any.whl",)
+    assert "wheel" not in calls  # the sdist was fetched again, but not built again
 
 
 # --------------------------------------------------------------------------- real pip, the index
@@ -553,7 +605,7 @@ def test_flask_gunicorn_wheels_install_offline_on_a_host(tmp_path):
     layout = Layout("demo", PurePosixPath(tmp_path / "host" / "srv"))
     Path(layout.venvs).mkdir(parents=True)
     venv = Path(layout.venvs) / artifact.req_hash
-    tree = release.venv_tree(artifact, PurePosixPath(venv))
+    tree = venv_tree(artifact, PurePosixPath(venv))
     uploaded = tmp_path / "host" / "venv.tar.gz"
     shutil.copyfile(tree.tarball, uploaded)
     # Debian's python3.11 is what the hosts run; use it when this machine has it
