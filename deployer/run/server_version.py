@@ -65,17 +65,13 @@ def wheel_versions(wheel_names: Iterable[str]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Added:
-    """A server the app does not depend on, added at the version deployer was tested with."""
+    """A requirement deployer adds to the app's: its server, or what that server's version needs."""
 
-    distribution: str
-    version: str
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.distribution}=={self.version}"
+    requirement: str  # as uv reads it: gunicorn==27.0.1, setuptools<82
+    why: str
 
     def note(self) -> str:
-        return f"{self.distribution} {self.version} added: the app does not depend on it"
+        return f"{self.requirement.replace('==', ' ')} added: {self.why}"
 
 
 def venv_servers(hosts: Iterable[Host]) -> tuple[AppServer, ...]:
@@ -85,10 +81,18 @@ def venv_servers(hosts: Iterable[Host]) -> tuple[AppServer, ...]:
 
 
 def added(app: App, hosts: Iterable[Host]) -> tuple[Added, ...]:
-    """The servers deployer installs because the app's requirements do not name them."""
-    pins = declared_pins(app)
-    return tuple(Added(s.distribution, s.tested_version) for s in venv_servers(hosts)
-                 if normal_name(s.distribution) not in pins and s.tested_version)
+    """What deployer installs beside the app's requirements: a server they do not name (the
+    tested version), and what the server's version needs that the app does not declare."""
+    hosts = tuple(hosts)
+    pins, versions = declared_pins(app), pinned_versions(app, hosts)
+    result = []
+    for server in venv_servers(hosts):
+        if normal_name(server.distribution) not in pins and server.tested_version:
+            result.append(Added(f"{server.distribution}=={server.tested_version}", "the app does not depend on it"))
+        for requirement, why in server.requirements_for(versions[server.distribution]):
+            if normal_name(REQUIREMENT_RE.match(requirement).group(1)) not in pins:
+                result.append(Added(requirement, why))
+    return tuple(result)
 
 
 def added_requirements(app: App, hosts: Iterable[Host]) -> tuple[str, ...]:

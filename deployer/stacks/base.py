@@ -120,6 +120,10 @@ class AppServer:
         path = app.server_config
         return path if path is not None and self.config_suffix and path.endswith(self.config_suffix) else None
 
+    def requirements_for(self, version: str) -> tuple[tuple[str, str], ...]:
+        """(requirement, why) its ``version`` needs in the venv beyond its own metadata; () for none."""
+        return ()
+
     def context(self, app: App, host: Host, version: str | None) -> dict[str, object]:
         """What this server's templates need beyond the common context; ``version`` is its distribution's."""
         return {}

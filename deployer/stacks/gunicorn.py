@@ -52,6 +52,12 @@ SETTINGS = (
 )
 
 
+# gunicorn before 21.0 imports pkg_resources (its metadata asks only for setuptools>=3.0),
+# and setuptools 82.0 dropped pkg_resources: without a cap gunicorn 20.1 cannot start.
+PKG_RESOURCES_UNTIL = (21, 0)
+PKG_RESOURCES_SETUPTOOLS = "setuptools<82"
+
+
 def version_tuple(version: str) -> tuple[int, ...]:
     """``"23.0.0"`` -> (23, 0, 0); a pre/post/dev suffix ends the numbers (``"25.1.0rc1"`` -> (25, 1, 0))."""
     numbers = re.match(r"\d+(?:\.\d+)*", version)
@@ -94,6 +100,11 @@ class Gunicorn(SocketServer):
         have = version_tuple(version or self.tested_version)
         values = self.values(app, host)
         return tuple((s.name, values[s.name], s.wins) for s in SETTINGS if have >= s.since)
+
+    def requirements_for(self, version: str) -> tuple[tuple[str, str], ...]:
+        if version_tuple(version) < PKG_RESOURCES_UNTIL:
+            return ((PKG_RESOURCES_SETUPTOOLS, f"gunicorn {version} imports pkg_resources, gone from setuptools 82"),)
+        return ()
 
     def context(self, app: App, host: Host, version: str | None) -> dict[str, object]:
         return {

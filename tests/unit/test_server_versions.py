@@ -156,7 +156,19 @@ def test_a_pinned_gunicorn_is_rendered_for_its_pin_and_not_added(tmp_path):
     app = app_with(tmp_path, "flask\ngunicorn==20.1.0\n")
     hosts = (f.host(server="gunicorn"),)
     assert server_version.pinned_versions(app, hosts) == {"gunicorn": "20.1.0"}
-    assert server_version.added(app, hosts) == ()
+    # not gunicorn itself; but 20.1 imports pkg_resources, which setuptools 82 no longer has
+    assert [a.note() for a in server_version.added(app, hosts)] == [
+        "setuptools<82 added: gunicorn 20.1.0 imports pkg_resources, gone from setuptools 82"]
+
+
+@pytest.mark.parametrize(("requirements", "added"), [
+    ("flask\ngunicorn==21.2.0\n", []), ("flask\ngunicorn==23.0.0\n", []),
+    ("flask\ngunicorn==20.1.0\nsetuptools==80.9.0\n", []),  # the app chose: deployer leaves it alone
+    ("flask\ngunicorn==19.9.0\n", ["setuptools<82"]),
+])
+def test_setuptools_is_capped_only_for_a_gunicorn_that_imports_pkg_resources(tmp_path, requirements, added):
+    app = app_with(tmp_path, requirements)
+    assert server_version.added_requirements(app, (f.host(server="gunicorn"),)) == tuple(added)
 
 
 def test_an_unpinned_gunicorn_assumes_the_tested_version_until_the_wheels_say(tmp_path):
@@ -251,3 +263,81 @@ def test_build_release_renders_for_the_wheel_sets_version_and_notes_what_it_adde
     assert built.notes == (f"gunicorn {gunicorn.TESTED_VERSION} added: the app does not depend on it",)
     conf = next(x.content for x in built.files["web1"] if x.path.name == "gunicorn.conf.py")
     assert "gunicorn 20.1.0 reads this file" in conf and "control_socket_disable" not in conf
+
+
+# --- real gunicorn: the oldest and the newest serve with deployer's file, the app's file in the cwd ----
+
+APP_CONF = 'bind = "0.0.0.0:1"\ndaemon = True\nworkers = 3\npidfile = "/nonexistent/app.pid"\nraw_env = ["SEEN=read"]\n'
+APP_PY = ("import os\nfrom flask import Flask\napp = Flask(__name__)\n\n\n@app.get('/')\n"
+          "def index():\n    return os.environ.get('SEEN', 'not read')\n")
+
+
+def serve_once(venv: Path, conf: Path, cwd: Path, sock: Path) -> tuple[str, str]:
+    """Start gunicorn as systemd would (socket activation), GET / over the socket; (body, gunicorn's log)."""
+    import http.client
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    activate = shutil.which("systemd-socket-activate")
+    if activate is None:
+        pytest.skip("systemd-socket-activate is not installed")
+    proc = subprocess.Popen([activate, "-l", str(sock), str(venv / "bin" / "gunicorn"), "--config", str(conf), "app:app"],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            try:
+                conn = http.client.HTTPConnection("localhost", timeout=10)
+                conn.sock = socket.socket(socket.AF_UNIX)
+                conn.sock.connect(str(sock))
+                conn.request("GET", "/")
+                body = conn.getresponse().read().decode()
+                break
+            except (FileNotFoundError, ConnectionError, http.client.RemoteDisconnected):
+                time.sleep(0.1)
+        else:
+            body = ""
+        alive = proc.poll() is None  # daemon = True would have left: the master forks away
+    finally:
+        proc.terminate()
+        log = proc.communicate(timeout=30)[0]
+    assert alive, log
+    return body, log
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("version", ["20.1.0", max(HELP, key=gunicorn.version_tuple)])
+@pytest.mark.parametrize("own", [False, True], ids=["no-server_config", "server_config"])
+def test_real_gunicorn_reads_only_deployers_file_unless_told(tmp_path, version, own):
+    import subprocess
+    import sys
+
+    from deployer.run import rollout
+
+    release = tmp_path / "srv" / "hello" / "current"
+    release.mkdir(parents=True)
+    (release / "app.py").write_text(APP_PY)
+    (release / "gunicorn.conf.py").write_text(APP_CONF)
+    (release / "requirements.txt").write_text(f"flask==3.1.3\ngunicorn=={version}\n")
+    app = f.app(source=release, server_config="gunicorn.conf.py" if own else None)
+    host = f.host(server="gunicorn", deploy_root=PurePosixPath(tmp_path / "srv"))
+    inventory = f.inventory(host, app_=app)
+    try:  # what deploy does: the wheel set (with what deployer adds), the files for its gunicorn
+        built = rollout.build_release(inventory, (host,), {}, rollout.render_all(inventory, (host,), reveal_secrets=True))
+    except Exception as exc:  # noqa: BLE001 - no index: the test cannot run here
+        pytest.skip(f"no wheels for gunicorn {version}: {exc}")
+    artifact = built.artifact
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)  # the wheels alone, as on a host
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-index",
+                    *(str(artifact.wheels_dir / n) for n in artifact.wheel_names)], check=True, capture_output=True)
+    assert server_version.installed_versions(artifact.wheel_names, (host,)) == {"gunicorn": version}
+    rendered = built.files[host.name]
+    conf = next(x.content for x in rendered if x.path.name == "gunicorn.conf.py")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "deployer.conf.py").write_text(conf.replace("'/run/hello'", repr(str(tmp_path / "run"))))
+    body, log = serve_once(venv, tmp_path / "deployer.conf.py", release, tmp_path / "app.sock")
+    assert body == ("read" if own else "not read"), log
+    assert f"Starting gunicorn {version}" in log
+    assert log.count("Booting worker") == (3 if own else 2), log  # workers: the app's file is a tunable's source
