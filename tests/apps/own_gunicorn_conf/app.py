@@ -9,21 +9,24 @@ from flask import Flask
 app = Flask(__name__)
 
 
-@app.get("/healthz")
-def healthz():
-    return "ok"
-
-
-@app.get("/")
-def index():
-    # raw_env in gunicorn.conf.py would set this: "read" means the app's file was picked up.
+def conf_seen() -> str:
+    """'read' when gunicorn applied the raw_env of the app's gunicorn.conf.py."""
     return os.environ.get("FROM_APP_GUNICORN_CONF", "not read")
 
 
-@app.post("/hits")
-def hits():
+def count_hit() -> str:
+    path = os.path.join(app.instance_path, "counter.sqlite3")
     os.makedirs(app.instance_path, exist_ok=True)
-    with sqlite3.connect(os.path.join(app.instance_path, "hits.db")) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS hits (at TEXT DEFAULT CURRENT_TIMESTAMP)")
-        db.execute("INSERT INTO hits DEFAULT VALUES")
-        return str(db.execute("SELECT count(*) FROM hits").fetchone()[0])
+    db = sqlite3.connect(path)
+    try:
+        db.execute("CREATE TABLE IF NOT EXISTS counter (n INTEGER)")
+        db.execute("INSERT INTO counter (n) VALUES (1)")
+        db.commit()
+        return str(db.execute("SELECT sum(n) FROM counter").fetchone()[0])
+    finally:
+        db.close()
+
+
+app.add_url_rule("/healthz", "healthz", lambda: "ok")
+app.add_url_rule("/", "index", conf_seen)
+app.add_url_rule("/hits", "hits", count_hit, methods=["POST"])
