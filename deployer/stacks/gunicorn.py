@@ -55,6 +55,10 @@ SETTINGS = (
 # gunicorn before 21.0 imports pkg_resources (its metadata asks only for setuptools>=3.0),
 # and setuptools 82.0 dropped pkg_resources: without a cap gunicorn 20.1 cannot start.
 PKG_RESOURCES_UNTIL = (21, 0)
+# gunicorn before 21.0 calls setuid(its own uid) in every worker (21.0 skips it when the uid is
+# already right); the unit's SystemCallFilter=~@privileged makes that EPERM and no worker boots.
+# Setting one's own uid again grants nothing (no capabilities, NoNewPrivileges), so it is allowed.
+SETUID_UNTIL = (21, 0)
 PKG_RESOURCES_SETUPTOOLS = "setuptools<82"
 
 
@@ -112,6 +116,7 @@ class Gunicorn(SocketServer):
             "gunicorn_version": version or self.tested_version,
             "gunicorn_settings": self.settings(app, host, version),
             "server_config": self.own_config(app),
+            "gunicorn_syscalls": ("setuid",) if version_tuple(version or self.tested_version) < SETUID_UNTIL else (),
         }
 
 

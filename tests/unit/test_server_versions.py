@@ -341,3 +341,12 @@ def test_real_gunicorn_reads_only_deployers_file_unless_told(tmp_path, version, 
     assert body == ("read" if own else "not read"), log
     assert f"Starting gunicorn {version}" in log
     assert log.count("Booting worker") == (3 if own else 2), log  # workers: the app's file is a tunable's source
+
+
+@pytest.mark.parametrize(("version", "allowed"), [("20.1.0", ["setuid"]), ("21.2.0", []), ("27.0.1", [])])
+def test_an_old_gunicorn_may_call_setuid_with_its_own_uid(version, allowed):
+    """gunicorn 20.1 setuid()s to its own uid in every worker: under ~@privileged (EPERM) none booted on lab1."""
+    unit, _ = render_gunicorn(version)
+    filters = [line.split("=", 1)[1] for line in unit.splitlines() if line.startswith("SystemCallFilter=")]
+    assert filters[:2] == ["@system-service", "~@privileged @resources"]  # the sandbox itself is unchanged
+    assert filters[2:] == allowed  # after the deny list: systemd adds it back to the allowed set
