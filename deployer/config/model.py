@@ -116,6 +116,7 @@ class Host:
     timeout: int = 30
     deploy_root: PurePosixPath = PurePosixPath("/srv")
     client_max_body_size: str = "1m"
+    trust_proxy_headers: bool = True  # deployer's WSGI entry applies its proxy's one hop
 
     @property
     def server_name(self) -> str:

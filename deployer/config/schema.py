@@ -366,6 +366,7 @@ HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "timeout": integer(1, 3600),
     "deploy_root": deploy_root,
     "client_max_body_size": size,
+    "trust_proxy_headers": boolean,
 }
 
 
@@ -769,6 +770,7 @@ def _build_host(name: str, groups: tuple[str, ...], s: dict[str, Any]) -> Host:
         for k in (
             "ssh_port", "host_key_policy", "server", "proxy", "http_port", "https_port",
             "tls", "workers", "threads", "timeout", "deploy_root", "client_max_body_size",
+            "trust_proxy_headers",
         )
         if k in s
     }

@@ -66,6 +66,16 @@ def site_path(app: App, host: Host) -> PurePosixPath:
 # --- what runs ---------------------------------------------------------------------
 
 
+def wsgi_entry(app: App) -> str:
+    """deployer's WSGI entry as app servers name it, ``module:callable``."""
+    return f"{wsgi_script_path(app).stem}:application"
+
+
+def proxy_hops(host: Host) -> int:
+    """Proxies deployer runs in front of the app server: 1 over the app's socket, 0 when Apache runs the app."""
+    return 0 if server_of(host).embedded else 1
+
+
 def app_units(app: App, host: Host) -> tuple[str, ...]:
     """systemd units of the app server, socket first; () when it runs inside the proxy (mod_wsgi)."""
     return server_of(host).units(app)
@@ -145,6 +155,9 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
 )
+# Every process deployer starts for the app (units, mod_wsgi daemons, hooks, exec):
+# Debian's C.UTF-8 is always installed. LANG only, so an env file's LANG/LC_* wins.
+UTF8_LOCALE = "C.UTF-8"
 STATIC_MAX_AGE = 30 * 24 * 3600  # static names carry no content hash: a month, not a year
 
 
@@ -205,6 +218,10 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool,
         "security_headers": SECURITY_HEADERS,
         "static_max_age": STATIC_MAX_AGE,
         "wsgi_script": wsgi_script_path(app),
+        "wsgi_entry": wsgi_entry(app),
+        "proxy_hops": proxy_hops(host),
+        "entry_loads_env": proxy_hops(host) == 0,  # no unit, no EnvironmentFile=: Apache runs the app
+        "utf8_locale": UTF8_LOCALE,
         "uwsgi_ini": uwsgi_ini_path(app),
         "units": app_units(app, host),
         "socket_unit": f"{app.name}.socket",
@@ -261,6 +278,8 @@ def render_host(
     proxy = proxy_of(host)
     for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
         files.append(_render_spec(inventory, spec, ctx))
+    # deployer's WSGI entry, which every app server loads (see templates/app/wsgi.py.j2).
+    files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
 
     # Environment and secrets: readable by root and the app's group only.
     files.append(

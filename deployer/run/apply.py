@@ -26,6 +26,7 @@ from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
+from deployer.core.failure_log import FailureLog, explain, with_response
 from deployer.core.layout import Layout
 from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
@@ -34,6 +35,7 @@ from deployer.artifact.manifest import Artifact
 from deployer.artifact.venv import venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
+from deployer.run.failure_report import read_failure_log
 from deployer.stacks import Check, proxy_of, server_of
 
 HEALTH_DEADLINE = 30.0
@@ -41,9 +43,14 @@ SERVING_DEADLINE = 15.0
 
 
 class StepFailed(DeployerError):
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(f"{stage}: {message}")
+    """A stage failed; ``log`` is the tail of the log that says why, its cause line also in the message."""
+
+    def __init__(self, stage: str, message: str, log: FailureLog | None = None) -> None:
+        cause = f" [cause: {log.cause}]" if log is not None and log.cause and log.cause not in message else ""
+        super().__init__(f"{stage}: {message}{cause}")
         self.stage = stage
+        self.message = message
+        self.log = log
 
 
 class Cancelled(DeployerError):
@@ -82,10 +89,12 @@ class HostResult:
     seconds: float = 0.0
     error: str | None = None
     previous: str | None = None
+    log: FailureLog | None = None  # why it failed: the failing unit's (or hook's) last lines and cause
 
     def as_dict(self) -> dict[str, object]:
         return {"host": self.host, "status": self.status, "release": self.release,
-                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error}
+                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error,
+                "cause": self.log.cause if self.log else None, "log": self.log.as_dict() if self.log else None}
 
 
 def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile, ...]) -> Facts:
@@ -178,6 +187,7 @@ class Applier:
             result.error, result.status = str(exc), DeployStatus.LOCKED
         except (StepFailed, Cancelled, CommandFailed) as exc:
             result.error = str(exc)
+            result.log = getattr(exc, "log", None)
             result.status = self.recover(exc) if locked else DeployStatus.FAILED
         except Exception as exc:  # connection lost and the like: still try to leave the host sane
             result.error = f"{type(exc).__name__}: {exc}"
@@ -298,8 +308,9 @@ class Applier:
                                      on_line=lambda line, stage=stage: self.say(f"{stage}> {line}"))
             if outcome.code != 0:
                 why = f"timed out after {hook.timeout}s" if outcome.timed_out else f"exited {outcome.code}"
-                tail = " | ".join(outcome.output.strip().splitlines()[-3:])
-                raise StepFailed(stage, f"hook {planned.shown} {why}" + (f": {tail}" if tail else ""))
+                log = explain(f"output of {unit}", outcome.output)
+                last = log.cause or (log.lines[-1] if log.lines else "")
+                raise StepFailed(stage, f"hook {planned.shown} {why}" + (f": {last}" if last else ""), log)
 
     def after_rollback(self, release_id: str) -> str | None:
         """Run the after_rollback hooks in the release returned to; the error, if one failed."""
@@ -367,6 +378,21 @@ class Applier:
         self.restart(plan.enable_units, plan.restart_app, plan.reload_proxy)
 
     def restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
+        try:
+            self._restart(enable, restart_app, reload_proxy)
+        except StepFailed as exc:
+            raise self.explained(exc) from None
+
+    def explained(self, exc: StepFailed, health_output: str | None = None) -> StepFailed:
+        """``exc`` with the tail of the app's log (and the health check's last answer) that says why."""
+        if exc.log is not None:
+            return exc
+        log = read_failure_log(self.remote, self.inventory.app)
+        if health_output is not None:
+            log = with_response(log, health_output)
+        return StepFailed(exc.stage, exc.message, log)
+
+    def _restart(self, enable: tuple[str, ...], restart_app: bool, reload_proxy: bool) -> None:
         own_sockets = server_of(self.host).sockets(self.inventory.app)
         sockets = [u for u in enable if u in own_sockets]
         if sockets:
@@ -403,12 +429,14 @@ class Applier:
                 break
             if time.monotonic() > deadline:
                 detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
-                raise StepFailed("serving", f"expected {release_path}: {detail}")
+                raise self.explained(StepFailed("serving", f"expected {release_path}: {detail}"))
             time.sleep(0.3)
         self.say(f"health check {self.health_url()}")
         outcome = self.remote.run(self.health_command(), check=False, timeout=HEALTH_DEADLINE + 15)
         if not outcome.ok:
-            raise StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within {HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}")
+            raise self.explained(StepFailed("health", f"{self.inventory.app.health} did not answer 2xx within "
+                                                      f"{HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}"),
+                                 outcome.stdout)
         if self.verify is not None:  # before the config backups go: a failed verify restores them
             self.say("verifying")
             failure = self.verify(self.remote)

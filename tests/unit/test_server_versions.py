@@ -54,7 +54,7 @@ def test_every_rendered_option_exists_in_that_version(version):
     assert names and all(FLAGS[name] in HELP[version] for name in names), names
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
     flags = [word for word in exec_start.split() if word.startswith("-")]
-    assert flags == ["--config"] and all(flag in HELP[version] for flag in flags)
+    assert flags == ["--config", "--pythonpath"] and all(flag in HELP[version] for flag in flags)
     assert f"gunicorn {version} reads this file" in conf
 
 
@@ -72,7 +72,7 @@ def test_no_version_means_the_tested_one():
 
 def test_the_unit_always_names_deployers_config_and_drops_gunicorn_cmd_args():
     unit, _ = render_gunicorn("20.1.0")
-    assert "--config /etc/hello/gunicorn.conf.py app:app" in unit
+    assert "--config /etc/hello/gunicorn.conf.py --pythonpath /etc/hello/wsgi deployer_wsgi:application" in unit
     assert "UnsetEnvironment=GUNICORN_CMD_ARGS" in unit
 
 
