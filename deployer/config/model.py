@@ -46,6 +46,29 @@ class Hooks:
         return getattr(self, name)
 
 
+PROCESS_STOP_TIMEOUT = 30  # seconds a process has after SIGTERM before systemd kills it
+TIMER_TIMEOUT = 3600  # seconds a scheduled job may run
+
+
+@dataclass(frozen=True)
+class Process:
+    """A long-running background process (``app.processes``): its own unit, the app's release and sandbox."""
+
+    name: str
+    argv: tuple[str, ...]
+    stop_timeout: int = PROCESS_STOP_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A scheduled job (``app.timers``): a oneshot unit started by a systemd timer."""
+
+    name: str
+    argv: tuple[str, ...]
+    on_calendar: str
+    timeout: int = TIMER_TIMEOUT
+
+
 @dataclass(frozen=True)
 class WsgiTarget:
     """``module:attr`` or ``module:factory()``."""
@@ -71,6 +94,19 @@ class TLS:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """``app.files``: a file the app reads at ``path`` (release-relative), rendered from ``template``.
+
+    ``text`` is the template's source, read by the loader; rendering (with env and
+    secrets) happens in ``deployer.core.render``, sandboxed.
+    """
+
+    path: str
+    template: Path  # on the controller
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class App:
     name: str
     source: Path  # absolute, on the controller
@@ -81,9 +117,12 @@ class App:
     secrets: dict[str, Secret] = field(default_factory=dict)
     secrets_file: Path | None = None
     shared: tuple[str, ...] = ()
+    files: tuple[ConfigFile, ...] = ()
     static: Static | None = None
     keep_releases: int = 5
     hooks: Hooks = field(default_factory=Hooks)
+    processes: tuple[Process, ...] = ()
+    timers: tuple[Timer, ...] = ()
     server_config: str | None = None  # the app's own gunicorn.conf.py / uwsgi.ini (relative to source)
 
     @property

@@ -21,6 +21,7 @@ from typing import Any
 
 from deployer.errors import Problem
 from deployer.config.model import (
+    ConfigFile,
     HOOK_STAGES,
     HOOK_TIMEOUT,
     HOST_KEY_POLICIES,
@@ -30,18 +31,28 @@ from deployer.config.model import (
     Hooks,
     Host,
     Inventory,
+    PROCESS_STOP_TIMEOUT,
+    TIMER_TIMEOUT,
+    Process,
     Static,
+    Timer,
     WsgiTarget,
 )
 from deployer.config.yamldoc import YamlDoc, key_path
+from deployer.core.jobs import CALENDAR_RE
 from deployer.stacks import PROXIES, SERVERS, combination_problem
 
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
     "name", "source", "wsgi", "requirements", "health", "env",
-    "secrets", "shared", "static", "keep_releases", "hooks", "server_config",
+    "secrets", "shared", "files", "static", "keep_releases", "hooks", "processes", "timers", "server_config",
 )
 HOOK_KEYS = ("run", "shell", "run_once", "timeout")
+PROCESS_KEYS = ("run", "stop_timeout")
+TIMER_KEYS = ("run", "on_calendar", "timeout")
+JOB_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,20}")
+# The transient units of hooks and `deployer exec` are <app>-<purpose>-<12 hex>.service.
+RESERVED_JOB_PREFIXES = ("exec-", "before-switch-", "after-switch-", "after-rollback-")
 HOOK_FORMS = "an argument list like [flask, db, upgrade], or {shell: 'script'} to run it with sh -c"
 GROUP_KEYS = ("vars", "hosts")
 HOST_ONLY_KEYS = ("address",)
@@ -297,6 +308,42 @@ def rel_path(value: Any) -> str:
     return value.rstrip("/")
 
 
+DOTTED_PATH_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._-]*(/[A-Za-z0-9_.][A-Za-z0-9._-]*)*")
+
+
+def app_path(value: Any) -> str:
+    """``shared`` and ``files`` paths: like ``rel_path``, and a part may start with '.' (``static/.webassets-cache``)."""
+    expected = "a relative path inside the app (letters, digits, '.', '_', '-', no '..')"
+    if isinstance(value, str) and any(part in ("", ".", "..") for part in value.rstrip("/").split("/")):
+        if ".." in value.split("/") or value.startswith("/"):
+            raise Invalid(expected, " (it leaves the app)")
+        raise Invalid(expected, " (no empty or '.' parts)")
+    if not isinstance(value, str) or not DOTTED_PATH_RE.fullmatch(value.rstrip("/")):
+        raise Invalid(expected, _bad_char(value, DOTTED_PATH_RE) if isinstance(value, str) else "")
+    return value.rstrip("/")
+
+
+def inside(path: str, parent: str) -> bool:
+    """``path`` is ``parent`` or lies under it (both app-relative, normalised)."""
+    return path == parent or path.startswith(parent + "/")
+
+
+def reserved(path: str) -> bool:
+    return any(inside(path, name) for name in (".venv", ".deployer"))
+
+
+def config_file_conflict(target: str, shared: tuple[str, ...], static: Static | None, seen: list[str]) -> str | None:
+    """Why ``app.files`` cannot put a file at ``target``, or None."""
+    if reserved(target):
+        return "is reserved by deployer"
+    if any(inside(s, target) for s in shared):
+        return "is a shared path (or holds one): a config file must be a file"
+    if static is not None and inside(target, static.dir):
+        return f"is inside the static folder '{static.dir}': the proxy would serve it to anyone"
+    clash = next((s for s in seen if inside(target, s) or inside(s, target)), None)
+    return f"overlaps '{clash}'" if clash else None
+
+
 def url_path(value: Any) -> str:
     if not isinstance(value, str) or not URL_PATH_RE.fullmatch(value.rstrip("/") or "/"):
         detail = _bad_char(value, URL_PATH_RE) if isinstance(value, str) else ""
@@ -344,6 +391,27 @@ def shell_script(value: Any) -> str:
     bad = control_character(value, "\t\n")
     if bad:
         raise Invalid("a non-empty script for sh -c", f" ({bad} is not allowed)")
+    return value
+
+
+HOST_NAME = regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")
+
+
+def job_name(value: Any) -> str:
+    """A process or timer name: part of the unit name ``<app>-<name>.service``."""
+    name = regex(JOB_NAME_RE, "a name matching ^[a-z][a-z0-9-]{0,20}$")(value)
+    if name.startswith(RESERVED_JOB_PREFIXES):
+        raise Invalid("a name of the process's own", " (deployer's hook and exec units start so)")
+    return name
+
+
+def calendar_spec(value: Any) -> str:
+    """An OnCalendar= value in systemd.time(7) syntax; `systemd-analyze calendar` checks it on the host too."""
+    if not isinstance(value, str):
+        raise Invalid("a calendar event like daily or '*-*-* 03:00:00'")
+    if not CALENDAR_RE.fullmatch(value):
+        raise Invalid("a calendar event like daily or '*-*-* 03:00:00'",
+                      " (letters, digits, * , . : / ~ - + and single spaces)")
     return value
 
 
@@ -497,15 +565,18 @@ class _Validator:
             self.needs.append(FileNeed(path + ("secrets",), secrets_file, "file"))
         shared = self.shared(path + ("shared",), raw.get("shared", []))
         static = self.static(path + ("static",), raw.get("static"), source)
+        files = self.config_files(path + ("files",), raw.get("files"), shared, static)
         keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
         hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
+        processes = self.processes(path + ("processes",), raw.get("processes"))
+        timers = self.timers(path + ("timers",), raw.get("timers"), {p.name for p in processes})
         server_config = self.server_config(path + ("server_config",), raw.get("server_config"), source)
         if None in (name, source, wsgi, health, keep) or raw.get("requirements") is not None and requirements is None:
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
-            env=env, secrets_file=secrets_file, shared=shared, static=static, keep_releases=keep,
-            hooks=hooks, server_config=server_config,
+            env=env, secrets_file=secrets_file, shared=shared, files=files, static=static, keep_releases=keep,
+            hooks=hooks, processes=processes, timers=timers, server_config=server_config,
         )
 
     def server_config(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> str | None:
@@ -562,6 +633,63 @@ class _Validator:
             return None
         return Hook(argv, shell="shell" in raw, run_once=run_once, timeout=timeout)
 
+    def named(self, path: tuple[str | int, ...], value: Any, what: str,
+              convert: Callable[[Any], Any]) -> list[tuple[str, Any]]:
+        """(name, value) of a mapping keyed by names (hosts, processes, timers) whose name ``convert`` accepts."""
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of {what}, got {describe(value)}")
+            return []
+        return [(key, item) for key, item in value.items() if self.field(path + (key,), key, convert) is not None]
+
+    def processes(self, path: tuple[str | int, ...], value: Any) -> tuple[Process, ...]:
+        """``name: [argv...]`` or ``name: {run: [argv...], stop_timeout: seconds}``."""
+        out = []
+        for name, item in self.named(path, value, "processes by name", job_name):
+            if isinstance(item, dict):
+                raw = self.mapping(path + (name,), item, PROCESS_KEYS, "process settings")
+                if "run" not in raw:
+                    self.problem(path + (name,), "missing required key 'run' (an argument list)")
+                    continue
+                argv = self.job_argv(path + (name, "run"), raw["run"])
+            else:
+                raw, argv = {}, self.job_argv(path + (name,), item)
+            stop = self.field(path + (name, "stop_timeout"), raw.get("stop_timeout", PROCESS_STOP_TIMEOUT), integer(1, 3600))
+            if argv is not None and stop is not None:
+                out.append(Process(name, argv, stop))
+        return tuple(out)
+
+    def timers(self, path: tuple[str | int, ...], value: Any, taken: set[str]) -> tuple[Timer, ...]:
+        """``name: {run: [argv...], on_calendar: daily, timeout: seconds}``."""
+        out = []
+        for name, item in self.named(path, value, "timers by name", job_name):
+            if name in taken:
+                self.problem(path + (name,), f"'{name}' is also a process: both would be {name}.service")
+                continue
+            if not isinstance(item, dict):
+                self.problem(path + (name,), f"expected {{run: [argv...], on_calendar: ...}}, got {describe(item)}")
+                continue
+            raw = self.mapping(path + (name,), item, TIMER_KEYS, "timer settings")
+            missing = [k for k in ("run", "on_calendar") if k not in raw]
+            if missing:
+                self.problem(path + (name,), f"missing required key '{missing[0]}'")
+                continue
+            argv = self.job_argv(path + (name, "run"), raw["run"])
+            spec = self.field(path + (name, "on_calendar"), self.doc.text(path + (name, "on_calendar"), raw["on_calendar"]), calendar_spec)
+            timeout = self.field(path + (name, "timeout"), raw.get("timeout", TIMER_TIMEOUT), integer(1, 86400))
+            if argv is not None and spec is not None and timeout is not None:
+                out.append(Timer(name, argv, spec, timeout))
+        return tuple(out)
+
+    def job_argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
+        """As a hook's argv; a lone ';' is refused (systemd reads it as a command separator)."""
+        argv = self.argv(path, value)
+        if argv and ";" in argv:
+            self.problem(path + (argv.index(";"),), "expected an argument other than ';' (systemd separates commands with it)")
+            return None
+        return argv
+
     def argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
             self.problem(path, f"expected a non-empty argument list like [flask, db, upgrade], got {describe(value)}")
@@ -591,16 +719,43 @@ class _Validator:
             return ()
         seen: list[str] = []
         for index, item in enumerate(value):
-            converted = self.field(path + (index,), item, rel_path)
+            converted = self.field(path + (index,), item, app_path)
             if converted is None:
                 continue
             if converted in seen:
                 self.problem(path + (index,), f"'{converted}' is listed twice")
-            elif converted in (".venv", ".deployer"):
+            elif reserved(converted):
                 self.problem(path + (index,), f"'{converted}' is reserved by deployer")
+            elif any(inside(converted, other) or inside(other, converted) for other in seen):
+                # deployer links each shared path into the release; one inside another would have
+                # root make a link through a directory the app owns
+                other = next(o for o in seen if inside(converted, o) or inside(o, converted))
+                self.problem(path + (index,), f"'{converted}' overlaps '{other}': list the outer one only")
             else:
                 seen.append(converted)
         return tuple(seen)
+
+    def config_files(self, path: tuple[str | int, ...], value: Any, shared: tuple[str, ...],
+                     static: Static | None) -> tuple[ConfigFile, ...]:
+        """``files: {instance/config.py: templates/config.py.j2}``: where the app reads it, its template."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of app-relative path: template file, got {describe(value)}")
+            return ()
+        found: list[ConfigFile] = []
+        for key, template in value.items():
+            target = self.field(path + (key,), key, app_path)
+            source = self.field(path + (key,), template, local_path)
+            if target is None or source is None:
+                continue
+            why = config_file_conflict(target, shared, static, [f.path for f in found])
+            if why:
+                self.problem(path + (key,), f"'{target}' {why}")
+                continue
+            found.append(ConfigFile(target, self.local(source)))
+            self.needs.append(FileNeed(path + (key,), found[-1].template, "file"))
+        return tuple(found)
 
     def static(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> Static | None:
         if value is None:
@@ -686,15 +841,8 @@ def _host_entries(v: _Validator, top: dict[str, Any]) -> tuple[list[_Entry], dic
     groups: dict[str, _Group] = {}
 
     def host_block(path: tuple[str | int, ...], value: Any) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, dict):
-            v.problem(path, f"expected a mapping of host name to settings, got {describe(value)}")
-            return []
         names = []
-        for name, settings in value.items():
-            if v.field(path + (name,), name, regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")) is None:
-                continue
+        for name, settings in v.named(path, value, "host name to settings", HOST_NAME):
             has_address = isinstance(settings, dict) and "address" in settings
             entries.append(_Entry(name, path + (name,), v.host_settings(path + (name,), settings, on_host=True), has_address))
             names.append(name)

@@ -19,8 +19,10 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import jobs
 from deployer.core import templating
 from deployer.core.guard import check_context
+from deployer.core.templating import render_config, uses_secrets
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
@@ -180,8 +182,14 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
     env = templating.environment(search)  # sandboxed: the templates dir is the inventory's text, not code
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
+    env.filters["without_directives"] = without_directives
     env.filters["pyrepr"] = py_literal
     return env
+
+
+def without_directives(text: str, *names: str) -> str:
+    """``text`` without the unit lines that set one of ``names``."""
+    return "\n".join(line for line in text.splitlines() if line.strip().split("=", 1)[0] not in names) + "\n"
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
@@ -281,6 +289,9 @@ def render_host(
     # deployer's WSGI entry, which every app server loads (see templates/app/wsgi.py.j2).
     files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
 
+    # Background processes and scheduled jobs: the same units on every stack.
+    files += [_render_job(inventory, job, ctx) for job in jobs.job_files(app)]
+
     # Environment and secrets: readable by root and the app's group only.
     files.append(
         RenderedFile(
@@ -291,6 +302,8 @@ def render_host(
             secret=True,
         )
     )
+
+    files.extend(config_files(app, host, reveal_secrets=reveal_secrets))
 
     # TLS material, verbatim from the controller (the key masked unless revealed).
     if host.tls is not None and tls is not None:
@@ -306,8 +319,35 @@ def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> t
     return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
 
 
+def config_files(app: App, host: Host, *, reveal_secrets: bool) -> tuple[RenderedFile, ...]:
+    """``app.files``: each template with env and secrets, 0640 root:<app> under /etc/<app>/files.
+
+    The loader rendered each once already, so a template problem is reported with
+    the inventory's FILE:LINE before anything reaches this point.
+    """
+    layout = Layout.of(app, host)
+    secrets = {k: v.reveal() if reveal_secrets else str(v) for k, v in app.secrets.items()}
+    context = {"env": dict(app.env), "secrets": secrets, "app": app.name, "host": host.name}
+    out = []
+    for item in app.files:
+        out.append(RenderedFile(layout.config_file(item.path), render_config(item.text, context), mode=0o640,
+                                group=app.user, secret=uses_secrets(item.text)))  # plan shows a secret file's size only
+    return tuple(out)
+
+
 def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:
     return RenderedFile(spec.path, _render(inventory, spec.template, ctx, tidy=spec.tidy), check=spec.check)
+
+
+def _render_job(inventory: Inventory, job: jobs.JobFile, ctx: Mapping[str, object]) -> RenderedFile:
+    app = inventory.app
+    own = check_context({
+        "job_name": job.name, "job_timeout": job.timeout,
+        "job_unit_stem": f"{app.name}-{job.name}",
+        "job_service": jobs.unit(app, job.name), "job_timer": jobs.unit(app, job.name, "timer"),
+    })
+    extra = {"exec_start": jobs.exec_words(job.argv), "on_calendar": jobs.calendar(job.on_calendar) if job.on_calendar else ""}
+    return RenderedFile(job.path, _render(inventory, job.template, {**ctx, **own, **extra}), check=Check.SYSTEMD)
 
 
 def file_metadata(inventory: Inventory, host: Host) -> dict[PurePosixPath, tuple[Check | None, bool]]:

@@ -27,7 +27,7 @@ from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
 from deployer.core.failure_log import FailureLog, explain, with_response
-from deployer.core.layout import Layout
+from deployer.core.layout import Layout, config_links
 from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
 from deployer.core.plan import HostPlan, PlannedHook, process_marker, required_links, required_packages, service_units
@@ -35,11 +35,14 @@ from deployer.artifact.manifest import Artifact
 from deployer.artifact.venv import venv_command, venv_tree
 from deployer.core.release_env import ReleaseEnv, in_release, logged, run_in_release, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
+from deployer.core import jobs
 from deployer.run.failure_report import read_failure_log
 from deployer.stacks import Check, proxy_of, server_of
+from deployer.stacks.base import SYSTEMD_DIR
 
 HEALTH_DEADLINE = 30.0
 SERVING_DEADLINE = 15.0
+WORKER_SETTLE = 3.0  # a process must still run, same pid, this long after the gate saw it (RestartSec=2)
 
 
 class StepFailed(DeployerError):
@@ -181,6 +184,7 @@ class Applier:
                     result.error, result.status = hook_error, DeployStatus.FAILED
             else:
                 self.run_hooks(plan.stage_hooks("after_switch"), self.live_env(plan.release_id))
+            self.retire()
             self.record(LogResult.DEPLOYED)
             self.prune()
         except LockHeld as exc:
@@ -237,7 +241,8 @@ class Applier:
                 raise StepFailed("packages", f"cannot install {' '.join(plan.install_packages)}: {exc}") from None
         if plan.create_user:
             self.run("user", cmd.create_user(app.user, self.layout.app_root))
-        self.run("dirs", cmd.prepare_dirs(self.layout, app.user, self.host.ssh_user, app.shared))
+        in_shared, in_release = config_links(app, self.layout)
+        self.run("dirs", cmd.prepare_dirs(self.layout, app.user, self.host.ssh_user, app.shared, in_shared))
         art = self.artifact
         if plan.build_venv:
             self.say("building virtualenv")
@@ -249,7 +254,8 @@ class Applier:
         if plan.upload_release:
             self.say(f"uploading release {plan.release_id}")
             tarball = self.remote.upload(art.app_tarball, "app.tar.gz")
-            self.run("release", cmd.unpack_release(self.layout, plan.release_id, tarball, art.req_hash, app.shared))
+            self.run("release", cmd.unpack_release(self.layout, plan.release_id, tarball, art.req_hash, app.shared,
+                                                      in_release))
         else:
             self.run("release", cmd.relink_venv(self.layout, plan.release_id, plan.req_hash))
             self.run("release", cmd.clear_bad(self.layout, plan.release_id))
@@ -364,6 +370,8 @@ class Applier:
                 for c in self.plan.changes if c.file.check == Check.SYSTEMD
             ]
             self.run("validate", ("systemd-analyze", "verify", *map(str, staged)))
+            if self.plan.calendars:  # verify only warns about an OnCalendar it cannot parse
+                self.run("validate", ("systemd-analyze", "calendar", "--", *self.plan.calendars))
         if proxy.check in checks:
             self.run("validate", proxy.check_argv)
 
@@ -401,11 +409,31 @@ class Applier:
             self.run("restart", cmd.systemctl("restart", *self.plan.services), timeout=120)
         if restart_app and self.plan.daemons:
             self.restart_daemons()
+        if self.plan.restart_workers:
+            self.say(f"restarting {' '.join(self.plan.restart_workers)}")
+            self.run("restart", cmd.systemctl("restart", *self.plan.restart_workers), timeout=self.stop_timeout())
+        if self.plan.restart_timers:
+            self.run("restart", cmd.systemctl("restart", *self.plan.restart_timers), timeout=120)
         others = [u for u in enable if u not in own_sockets]
         if others:
             self.run("start", cmd.systemctl("enable", "--now", *others), timeout=120)
         if reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
             self.run("reload", proxy_of(self.host).reload(), timeout=120)
+
+    def stop_timeout(self) -> float:
+        """How long a restart of the processes may take: the longest stop_timeout, then a start."""
+        return max((p.stop_timeout for p in self.inventory.app.processes), default=30) + 90
+
+    def retire(self) -> None:
+        """Stop, disable and remove the process and timer units the inventory (or the release) no longer has."""
+        units = self.plan.retire_units
+        if not units:
+            return
+        self.say(f"removing {' '.join(units)}")
+        self.run("retire", cmd.systemctl("disable", "--now", *units), timeout=self.stop_timeout())
+        self.run("retire", cmd.remove_paths(SYSTEMD_DIR / u for u in units))
+        self.run("retire", cmd.systemctl("daemon-reload"))
+        self._quiet(cmd.systemctl("reset-failed", *units))
 
     def restart_daemons(self) -> None:
         """mod_wsgi: new daemon processes on the new release, Apache left alone (see cmd.restart_daemons)."""
@@ -422,7 +450,7 @@ class Applier:
         deadline = time.monotonic() + SERVING_DEADLINE + draining
         while True:
             facts = gather_facts(self.remote, self.inventory, ())
-            expected = self.plan.services + self.plan.daemons
+            expected = self.plan.services + self.plan.daemons + self.plan.workers
             wrong = {k: v for k, v in facts.serving.items() if k in expected and v != release_path}
             missing = [k for k in expected if k not in facts.serving]
             if not wrong and not missing:
@@ -431,6 +459,8 @@ class Applier:
                 detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
                 raise self.explained(StepFailed("serving", f"expected {release_path}: {detail}"))
             time.sleep(0.3)
+        if self.plan.workers:
+            self.settle_workers(facts, release_path)
         self.say(f"health check {self.health_url()}")
         outcome = self.remote.run(self.health_command(), check=False, timeout=HEALTH_DEADLINE + 15)
         if not outcome.ok:
@@ -444,6 +474,21 @@ class Applier:
                 raise StepFailed("verify", failure)
         if self.installed:
             self._quiet(cmd.drop_backups(self.installed))
+
+    def settle_workers(self, seen: Facts, release_path: str) -> None:
+        """A process that exits right after it started (``/usr/bin/env`` found no such command) fails the gate.
+
+        Type=exec reports a start once ``env`` runs; Restart= then starts it again, so one
+        sample could catch it alive. The same pid on the release a little later cannot.
+        """
+        time.sleep(WORKER_SETTLE)
+        now = gather_facts(self.remote, self.inventory, ())
+        pid = lambda facts, unit: facts.units[unit].pid if unit in facts.units else 0  # noqa: E731
+        gone = [u for u in self.plan.workers
+                if not pid(now, u) or pid(now, u) != pid(seen, u) or now.serving.get(u) != release_path]
+        if gone:
+            raise StepFailed("serving", f"{', '.join(gone)} did not stay up on {release_path} "
+                                        "(it exited or was restarted: see deployer logs)")
 
     def health_url(self) -> str:
         host = self.host
@@ -487,12 +532,16 @@ class Applier:
             return DeployStatus.FAILED
         self.say("rolling back")
         configs_touched = bool(self.installed or self.links_made)
+        ours = jobs.units_of(self.inventory.app.name, self.files).all
+        new_units = [c.file.path.name for c in plan.changes if c.old is None and c.file.path.name in ours]
+        if new_units:  # processes and timers this deploy added: stopped before their files go
+            self._quiet(cmd.systemctl("disable", "--now", *new_units))
         self.undo_configs()
         if plan.units_changed:
             self._quiet(cmd.systemctl("daemon-reload"))
         proxy = proxy_service(self.host)
         if plan.previous is None:
-            units = app_units(self.inventory.app, self.host)
+            units = app_units(self.inventory.app, self.host) + plan.workers + jobs.units_of(self.inventory.app.name, self.files).timers
             if units:
                 self._quiet(cmd.systemctl("disable", "--now", *units))
             self._quiet(("rm", "-f", str(self.layout.current)))
@@ -502,6 +551,9 @@ class Applier:
         self._quiet(cmd.switch_current(self.layout, plan.previous))
         if plan.services:
             self._quiet(cmd.systemctl("restart", *plan.services))
+        workers = [u for u in plan.workers if u not in new_units]
+        if workers:  # back on the previous release and unit files
+            self._quiet(cmd.systemctl("restart", *workers))
         # mod_wsgi with Apache's config as it was: new daemons suffice (no reload, no 503s); else reload
         daemons_restarted = bool(plan.daemons) and not configs_touched and all(
             [self._quiet(cmd.restart_daemons(proxy, marker)) for marker in plan.daemons])
