@@ -39,8 +39,6 @@ def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json:
 @limit_option
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
-    from deployer.artifact.manifest import short_hash
-    from deployer.artifact.release import build_artifact
     from deployer.run import rollout
 
     inventory, hosts = load(inventory_path, limit)
@@ -48,11 +46,12 @@ def plan(inventory_path: Path, limit: str | None) -> None:
     secrets = rollout.secrets_of(inventory)
     with rollout.Session(inventory, hosts, wiring().connect) as session:
         facts = rollout.gather_all(session, files)
-        artifact = build_artifact(inventory.app, python=rollout.host_python(facts))
-        target = rollout.Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
-        plans = rollout.plan_all(session, files, facts, target)
+        release = rollout.build_release(inventory, hosts, facts, files)  # files rendered for its gunicorn
+        plans = rollout.plan_all(session, release.files, facts, release.target)
     if facts:
-        click.echo(dependencies_line(artifact))
+        click.echo(dependencies_line(release.artifact))
+    for note in release.notes:
+        click.echo(f"* {note}")
     failed = False
     for host in hosts:
         if host.name in session.errors:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.artifact.manifest import HostPython, host_python_of
+from deployer.artifact.manifest import Artifact, HostPython, host_python_of
+from deployer.run import server_version
 from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
 from deployer.remote.connector import Connector, ConnectorFactory, ssh_connector
 from deployer.remote.fanout import Outcome, fan_out
@@ -37,8 +38,40 @@ def read_tls(host: Host) -> TlsMaterial | None:
     return TlsMaterial(cert=host.tls.cert.read_text(), key=Secret(host.tls.key.read_text()))
 
 
-def render_all(inventory: Inventory, hosts: Iterable[Host], *, reveal_secrets: bool) -> dict[str, tuple[RenderedFile, ...]]:
-    return {h.name: render_host(inventory, h, reveal_secrets=reveal_secrets, tls=read_tls(h)) for h in hosts}
+def render_all(inventory: Inventory, hosts: Iterable[Host], *, reveal_secrets: bool,
+               server_versions: dict[str, str] | None = None) -> dict[str, tuple[RenderedFile, ...]]:
+    """Every selected host's files; for the app server's version the app pins (or the tested one) by default."""
+    hosts = tuple(hosts)
+    if server_versions is None:
+        server_versions = server_version.pinned_versions(inventory.app, hosts)
+    return {h.name: render_host(inventory, h, reveal_secrets=reveal_secrets, tls=read_tls(h),
+                                server_versions=server_versions) for h in hosts}
+
+
+@dataclass(frozen=True)
+class Release:
+    """The artifact built for the hosts' Python, and the files rendered for the server versions it installs."""
+
+    artifact: Artifact
+    target: Target
+    files: dict[str, tuple[RenderedFile, ...]]
+    notes: tuple[str, ...]  # what deployer added to the app's requirements, for plan
+
+
+def build_release(inventory: Inventory, hosts: tuple[Host, ...], facts: dict[str, Facts],
+                  files: dict[str, tuple[RenderedFile, ...]]) -> Release:
+    """Build once; re-render when the wheel set's server version is not the one ``files`` assumed."""
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
+
+    added = server_version.added(inventory.app, hosts)
+    artifact = build_artifact(inventory.app, python=host_python(facts),
+                              extra_requirements=tuple(a.requirement for a in added))
+    target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
+    installed = server_version.installed_versions(artifact.wheel_names, hosts)
+    if installed != server_version.pinned_versions(inventory.app, hosts):
+        files = render_all(inventory, hosts, reveal_secrets=True, server_versions=installed)
+    return Release(artifact, target, files, tuple(a.note() for a in added))
 
 
 def secrets_of(inventory: Inventory) -> tuple[Secret, ...]:
@@ -119,9 +152,6 @@ def deploy(
     verify: Callable[[Connector], str | None] | None = None,
     connect: ConnectorFactory = ssh_connector,
 ) -> list[HostResult]:
-    from deployer.artifact.manifest import short_hash
-    from deployer.artifact.release import build_artifact
-
     cancel = cancel or threading.Event()
     files = render_all(inventory, hosts, reveal_secrets=True)
     results: dict[str, HostResult] = {}
@@ -129,9 +159,11 @@ def deploy(
         facts = gather_all(session, files)
         results.update(session.failed_results())
         if facts:
-            artifact = build_artifact(inventory.app, python=host_python(facts))
-            target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
-            plans = plan_all(session, files, facts, target)
+            release = build_release(inventory, hosts, facts, files)
+            artifact, files = release.artifact, release.files
+            for note in release.notes:
+                progress("*", note)
+            plans = plan_all(session, files, facts, release.target)
             order = [h.name for h in hosts if h.name in plans]
             once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
             batch_size = serial or len(order)
