@@ -454,7 +454,9 @@ class Result:
     needs: list[FileNeed]
 
 
-class _Validator:
+class _Checks:
+    """What every part of the inventory is read with: located problems, typed fields, names, argv, env."""
+
     def __init__(self, doc: YamlDoc, file: str, base_dir: Path, tls_dirs: tuple[Path, ...] = ()) -> None:
         self.doc = doc
         self.file = file
@@ -493,6 +495,214 @@ class _Validator:
 
     def local(self, raw: str) -> Path:
         return (self.base_dir / os.path.expanduser(raw)).resolve()
+
+    def named(self, path: tuple[str | int, ...], value: Any, what: str,
+              convert: Callable[[Any], Any]) -> list[tuple[str, Any]]:
+        """(name, value) of a mapping keyed by names (hosts, processes, timers) whose name ``convert`` accepts."""
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of {what}, got {describe(value)}")
+            return []
+        return [(key, item) for key, item in value.items() if self.field(path + (key,), key, convert) is not None]
+
+    def argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
+        if not isinstance(value, list) or not value:
+            self.problem(path, f"expected a non-empty argument list like [flask, db, upgrade], got {describe(value)}")
+            return None
+        items = [self.field(path + (index,), self.doc.text(path + (index,), item), argument)
+                 for index, item in enumerate(value)]
+        return None if None in items else tuple(items)
+
+    def env(self, path: tuple[str | int, ...], value: Any) -> dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of NAME: value, got {describe(value)}")
+            return {}
+        env = {}
+        for key, item in value.items():
+            if self.field(path + (key,), key, regex(ENV_NAME_RE, "an environment name like APP_MODE")) is None:
+                continue
+            converted = self.field(path + (key,), self.doc.text(path + (key,), item), env_value)
+            if converted is not None:
+                env[key] = converted
+        return env
+
+
+class _AppParts(_Checks):
+    """The parts of ``app`` beyond its scalars: hooks, processes, timers, shared paths, files, static."""
+
+
+    def server_config(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> str | None:
+        """``app.server_config``: the app's own server config, in a format one of the servers reads."""
+        if value is None:
+            return None
+        rel = self.field(path, value, rel_path)
+        if rel is None:
+            return None
+        suffixes = sorted({s.config_suffix for s in SERVERS.values() if s.config_suffix})
+        if not rel.endswith(tuple(suffixes)):
+            self.problem(path, f"expected a {' or '.join(suffixes)} file (only gunicorn reads an app's own config: "
+                               f"a gunicorn.conf.py), got {rel!r}")
+            return None
+        if source:
+            self.needs.append(FileNeed(path, source / rel, "file"))
+        return rel
+
+    def hooks(self, path: tuple[str | int, ...], value: Any) -> Hooks:
+        raw = self.mapping(path, value, HOOK_STAGES, "hook stages")
+        stages: dict[str, tuple[Hook, ...]] = {}
+        for stage, items in raw.items():
+            if not isinstance(items, list):
+                self.problem(path + (stage,), f"expected a list of hooks, got {describe(items)}")
+                continue
+            hooks = [self.hook(path + (stage, index), item, stage) for index, item in enumerate(items)]
+            stages[stage] = tuple(h for h in hooks if h is not None)
+        return Hooks(**stages)
+
+    def hook(self, path: tuple[str | int, ...], value: Any, stage: str) -> Hook | None:
+        """``[argv...]`` or ``{run: [argv...] | shell: script, run_once: bool, timeout: seconds}``."""
+        if isinstance(value, list):
+            argv = self.argv(path, value)
+            return Hook(argv) if argv else None
+        if not isinstance(value, dict):
+            hint = " (a string runs through a shell only when written as shell: ...)" if isinstance(value, str) else ""
+            self.problem(path, f"expected {HOOK_FORMS}, got {describe(value)}{hint}")
+            return None
+        raw = self.mapping(path, value, HOOK_KEYS, "hook settings")
+        if ("run" in raw) == ("shell" in raw):
+            self.problem(path, "expected exactly one of 'run' (an argument list) or 'shell' (a script for sh -c)")
+            return None
+        if "run" in raw:
+            argv = self.argv(path + ("run",), raw["run"])
+        else:
+            script = self.field(path + ("shell",), raw["shell"], shell_script)
+            argv = ("/bin/sh", "-c", script) if script is not None else None
+        run_once = self.field(path + ("run_once",), raw.get("run_once", False), boolean)
+        if run_once and stage != "before_switch":
+            self.problem(path + ("run_once",), "run_once is only for before_switch hooks (they run on one host before any host switches)")
+            run_once = None
+        timeout = self.field(path + ("timeout",), raw.get("timeout", HOOK_TIMEOUT), integer(1, 86400))
+        if argv is None or run_once is None or timeout is None:
+            return None
+        return Hook(argv, shell="shell" in raw, run_once=run_once, timeout=timeout)
+
+    def processes(self, path: tuple[str | int, ...], value: Any) -> tuple[Process, ...]:
+        """``name: [argv...]`` or ``name: {run: [argv...], stop_timeout: seconds}``."""
+        out = []
+        for name, item in self.named(path, value, "processes by name", job_name):
+            if isinstance(item, dict):
+                raw = self.mapping(path + (name,), item, PROCESS_KEYS, "process settings")
+                if "run" not in raw:
+                    self.problem(path + (name,), "missing required key 'run' (an argument list)")
+                    continue
+                argv = self.job_argv(path + (name, "run"), raw["run"])
+            else:
+                raw, argv = {}, self.job_argv(path + (name,), item)
+            stop = self.field(path + (name, "stop_timeout"), raw.get("stop_timeout", PROCESS_STOP_TIMEOUT), integer(1, 3600))
+            if argv is not None and stop is not None:
+                out.append(Process(name, argv, stop))
+        return tuple(out)
+
+    def timers(self, path: tuple[str | int, ...], value: Any, taken: set[str]) -> tuple[Timer, ...]:
+        """``name: {run: [argv...], on_calendar: daily, timeout: seconds}``."""
+        out = []
+        for name, item in self.named(path, value, "timers by name", job_name):
+            if name in taken:
+                self.problem(path + (name,), f"'{name}' is also a process: both would be {name}.service")
+                continue
+            if not isinstance(item, dict):
+                self.problem(path + (name,), f"expected {{run: [argv...], on_calendar: ...}}, got {describe(item)}")
+                continue
+            raw = self.mapping(path + (name,), item, TIMER_KEYS, "timer settings")
+            missing = [k for k in ("run", "on_calendar") if k not in raw]
+            if missing:
+                self.problem(path + (name,), f"missing required key '{missing[0]}'")
+                continue
+            argv = self.job_argv(path + (name, "run"), raw["run"])
+            spec = self.field(path + (name, "on_calendar"), self.doc.text(path + (name, "on_calendar"), raw["on_calendar"]), calendar_spec)
+            timeout = self.field(path + (name, "timeout"), raw.get("timeout", TIMER_TIMEOUT), integer(1, 86400))
+            if argv is not None and spec is not None and timeout is not None:
+                out.append(Timer(name, argv, spec, timeout))
+        return tuple(out)
+
+    def job_argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
+        """As a hook's argv; a lone ';' is refused (systemd reads it as a command separator)."""
+        argv = self.argv(path, value)
+        if argv and ";" in argv:
+            self.problem(path + (argv.index(";"),), "expected an argument other than ';' (systemd separates commands with it)")
+            return None
+        return argv
+
+    def shared(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.problem(path, f"expected a list of app-relative paths, got {describe(value)}")
+            return ()
+        seen: list[str] = []
+        for index, item in enumerate(value):
+            converted = self.field(path + (index,), item, app_path)
+            if converted is None:
+                continue
+            if converted in seen:
+                self.problem(path + (index,), f"'{converted}' is listed twice")
+            elif reserved(converted):
+                self.problem(path + (index,), f"'{converted}' is reserved by deployer")
+            elif any(inside(converted, other) or inside(other, converted) for other in seen):
+                # deployer links each shared path into the release; one inside another would have
+                # root make a link through a directory the app owns
+                other = next(o for o in seen if inside(converted, o) or inside(o, converted))
+                self.problem(path + (index,), f"'{converted}' overlaps '{other}': list the outer one only")
+            else:
+                seen.append(converted)
+        return tuple(seen)
+
+    def config_files(self, path: tuple[str | int, ...], value: Any, shared: tuple[str, ...],
+                     static: Static | None) -> tuple[ConfigFile, ...]:
+        """``files: {instance/config.py: templates/config.py.j2}``: where the app reads it, its template."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of app-relative path: template file, got {describe(value)}")
+            return ()
+        found: list[ConfigFile] = []
+        for key, template in value.items():
+            target = self.field(path + (key,), key, app_path)
+            source = self.field(path + (key,), template, local_path)
+            if target is None or source is None:
+                continue
+            why = config_file_conflict(target, shared, static, [f.path for f in found])
+            if why:
+                self.problem(path + (key,), f"'{target}' {why}")
+                continue
+            found.append(ConfigFile(target, self.local(source)))
+            self.needs.append(FileNeed(path + (key,), found[-1].template, "file"))
+        return tuple(found)
+
+    def static(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> Static | None:
+        if value is None:
+            return None
+        raw = self.mapping(path, value, ("url", "dir"), "static settings")
+        if not isinstance(value, dict):
+            return None
+        for key in ("url", "dir"):
+            if key not in raw:
+                self.problem(path, f"missing required key '{key}'")
+        url = self.field(path + ("url",), raw["url"], url_path) if "url" in raw else None
+        if url is not None and url.rstrip("/") == "":
+            self.problem(path + ("url",), "expected a URL prefix like /static, got '/' (it would hide the app)")
+            url = None
+        directory = self.field(path + ("dir",), raw["dir"], rel_path) if "dir" in raw else None
+        if directory and source:
+            self.needs.append(FileNeed(path + ("dir",), source / directory, "dir"))
+        if url is None or directory is None:
+            return None
+        return Static(url.rstrip("/"), directory)
+
+
+class _Validator(_AppParts):
+    """Hosts, their settings and the app: collects every problem, raises none."""
+
 
     # -- sections ----------------------------------------------------------
 
@@ -578,204 +788,6 @@ class _Validator:
             env=env, secrets_file=secrets_file, shared=shared, files=files, static=static, keep_releases=keep,
             hooks=hooks, processes=processes, timers=timers, server_config=server_config,
         )
-
-    def server_config(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> str | None:
-        """``app.server_config``: the app's own server config, in a format one of the servers reads."""
-        if value is None:
-            return None
-        rel = self.field(path, value, rel_path)
-        if rel is None:
-            return None
-        suffixes = sorted({s.config_suffix for s in SERVERS.values() if s.config_suffix})
-        if not rel.endswith(tuple(suffixes)):
-            self.problem(path, f"expected a {' or '.join(suffixes)} file (only gunicorn reads an app's own config: "
-                               f"a gunicorn.conf.py), got {rel!r}")
-            return None
-        if source:
-            self.needs.append(FileNeed(path, source / rel, "file"))
-        return rel
-
-    def hooks(self, path: tuple[str | int, ...], value: Any) -> Hooks:
-        raw = self.mapping(path, value, HOOK_STAGES, "hook stages")
-        stages: dict[str, tuple[Hook, ...]] = {}
-        for stage, items in raw.items():
-            if not isinstance(items, list):
-                self.problem(path + (stage,), f"expected a list of hooks, got {describe(items)}")
-                continue
-            hooks = [self.hook(path + (stage, index), item, stage) for index, item in enumerate(items)]
-            stages[stage] = tuple(h for h in hooks if h is not None)
-        return Hooks(**stages)
-
-    def hook(self, path: tuple[str | int, ...], value: Any, stage: str) -> Hook | None:
-        """``[argv...]`` or ``{run: [argv...] | shell: script, run_once: bool, timeout: seconds}``."""
-        if isinstance(value, list):
-            argv = self.argv(path, value)
-            return Hook(argv) if argv else None
-        if not isinstance(value, dict):
-            hint = " (a string runs through a shell only when written as shell: ...)" if isinstance(value, str) else ""
-            self.problem(path, f"expected {HOOK_FORMS}, got {describe(value)}{hint}")
-            return None
-        raw = self.mapping(path, value, HOOK_KEYS, "hook settings")
-        if ("run" in raw) == ("shell" in raw):
-            self.problem(path, "expected exactly one of 'run' (an argument list) or 'shell' (a script for sh -c)")
-            return None
-        if "run" in raw:
-            argv = self.argv(path + ("run",), raw["run"])
-        else:
-            script = self.field(path + ("shell",), raw["shell"], shell_script)
-            argv = ("/bin/sh", "-c", script) if script is not None else None
-        run_once = self.field(path + ("run_once",), raw.get("run_once", False), boolean)
-        if run_once and stage != "before_switch":
-            self.problem(path + ("run_once",), "run_once is only for before_switch hooks (they run on one host before any host switches)")
-            run_once = None
-        timeout = self.field(path + ("timeout",), raw.get("timeout", HOOK_TIMEOUT), integer(1, 86400))
-        if argv is None or run_once is None or timeout is None:
-            return None
-        return Hook(argv, shell="shell" in raw, run_once=run_once, timeout=timeout)
-
-    def named(self, path: tuple[str | int, ...], value: Any, what: str,
-              convert: Callable[[Any], Any]) -> list[tuple[str, Any]]:
-        """(name, value) of a mapping keyed by names (hosts, processes, timers) whose name ``convert`` accepts."""
-        if value is None:
-            return []
-        if not isinstance(value, dict):
-            self.problem(path, f"expected a mapping of {what}, got {describe(value)}")
-            return []
-        return [(key, item) for key, item in value.items() if self.field(path + (key,), key, convert) is not None]
-
-    def processes(self, path: tuple[str | int, ...], value: Any) -> tuple[Process, ...]:
-        """``name: [argv...]`` or ``name: {run: [argv...], stop_timeout: seconds}``."""
-        out = []
-        for name, item in self.named(path, value, "processes by name", job_name):
-            if isinstance(item, dict):
-                raw = self.mapping(path + (name,), item, PROCESS_KEYS, "process settings")
-                if "run" not in raw:
-                    self.problem(path + (name,), "missing required key 'run' (an argument list)")
-                    continue
-                argv = self.job_argv(path + (name, "run"), raw["run"])
-            else:
-                raw, argv = {}, self.job_argv(path + (name,), item)
-            stop = self.field(path + (name, "stop_timeout"), raw.get("stop_timeout", PROCESS_STOP_TIMEOUT), integer(1, 3600))
-            if argv is not None and stop is not None:
-                out.append(Process(name, argv, stop))
-        return tuple(out)
-
-    def timers(self, path: tuple[str | int, ...], value: Any, taken: set[str]) -> tuple[Timer, ...]:
-        """``name: {run: [argv...], on_calendar: daily, timeout: seconds}``."""
-        out = []
-        for name, item in self.named(path, value, "timers by name", job_name):
-            if name in taken:
-                self.problem(path + (name,), f"'{name}' is also a process: both would be {name}.service")
-                continue
-            if not isinstance(item, dict):
-                self.problem(path + (name,), f"expected {{run: [argv...], on_calendar: ...}}, got {describe(item)}")
-                continue
-            raw = self.mapping(path + (name,), item, TIMER_KEYS, "timer settings")
-            missing = [k for k in ("run", "on_calendar") if k not in raw]
-            if missing:
-                self.problem(path + (name,), f"missing required key '{missing[0]}'")
-                continue
-            argv = self.job_argv(path + (name, "run"), raw["run"])
-            spec = self.field(path + (name, "on_calendar"), self.doc.text(path + (name, "on_calendar"), raw["on_calendar"]), calendar_spec)
-            timeout = self.field(path + (name, "timeout"), raw.get("timeout", TIMER_TIMEOUT), integer(1, 86400))
-            if argv is not None and spec is not None and timeout is not None:
-                out.append(Timer(name, argv, spec, timeout))
-        return tuple(out)
-
-    def job_argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
-        """As a hook's argv; a lone ';' is refused (systemd reads it as a command separator)."""
-        argv = self.argv(path, value)
-        if argv and ";" in argv:
-            self.problem(path + (argv.index(";"),), "expected an argument other than ';' (systemd separates commands with it)")
-            return None
-        return argv
-
-    def argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
-        if not isinstance(value, list) or not value:
-            self.problem(path, f"expected a non-empty argument list like [flask, db, upgrade], got {describe(value)}")
-            return None
-        items = [self.field(path + (index,), self.doc.text(path + (index,), item), argument)
-                 for index, item in enumerate(value)]
-        return None if None in items else tuple(items)
-
-    def env(self, path: tuple[str | int, ...], value: Any) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.problem(path, f"expected a mapping of NAME: value, got {describe(value)}")
-            return {}
-        env = {}
-        for key, item in value.items():
-            if self.field(path + (key,), key, regex(ENV_NAME_RE, "an environment name like APP_MODE")) is None:
-                continue
-            converted = self.field(path + (key,), self.doc.text(path + (key,), item), env_value)
-            if converted is not None:
-                env[key] = converted
-        return env
-
-    def shared(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list):
-            self.problem(path, f"expected a list of app-relative paths, got {describe(value)}")
-            return ()
-        seen: list[str] = []
-        for index, item in enumerate(value):
-            converted = self.field(path + (index,), item, app_path)
-            if converted is None:
-                continue
-            if converted in seen:
-                self.problem(path + (index,), f"'{converted}' is listed twice")
-            elif reserved(converted):
-                self.problem(path + (index,), f"'{converted}' is reserved by deployer")
-            elif any(inside(converted, other) or inside(other, converted) for other in seen):
-                # deployer links each shared path into the release; one inside another would have
-                # root make a link through a directory the app owns
-                other = next(o for o in seen if inside(converted, o) or inside(o, converted))
-                self.problem(path + (index,), f"'{converted}' overlaps '{other}': list the outer one only")
-            else:
-                seen.append(converted)
-        return tuple(seen)
-
-    def config_files(self, path: tuple[str | int, ...], value: Any, shared: tuple[str, ...],
-                     static: Static | None) -> tuple[ConfigFile, ...]:
-        """``files: {instance/config.py: templates/config.py.j2}``: where the app reads it, its template."""
-        if value is None:
-            return ()
-        if not isinstance(value, dict):
-            self.problem(path, f"expected a mapping of app-relative path: template file, got {describe(value)}")
-            return ()
-        found: list[ConfigFile] = []
-        for key, template in value.items():
-            target = self.field(path + (key,), key, app_path)
-            source = self.field(path + (key,), template, local_path)
-            if target is None or source is None:
-                continue
-            why = config_file_conflict(target, shared, static, [f.path for f in found])
-            if why:
-                self.problem(path + (key,), f"'{target}' {why}")
-                continue
-            found.append(ConfigFile(target, self.local(source)))
-            self.needs.append(FileNeed(path + (key,), found[-1].template, "file"))
-        return tuple(found)
-
-    def static(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> Static | None:
-        if value is None:
-            return None
-        raw = self.mapping(path, value, ("url", "dir"), "static settings")
-        if not isinstance(value, dict):
-            return None
-        for key in ("url", "dir"):
-            if key not in raw:
-                self.problem(path, f"missing required key '{key}'")
-        url = self.field(path + ("url",), raw["url"], url_path) if "url" in raw else None
-        if url is not None and url.rstrip("/") == "":
-            self.problem(path + ("url",), "expected a URL prefix like /static, got '/' (it would hide the app)")
-            url = None
-        directory = self.field(path + ("dir",), raw["dir"], rel_path) if "dir" in raw else None
-        if directory and source:
-            self.needs.append(FileNeed(path + ("dir",), source / directory, "dir"))
-        if url is None or directory is None:
-            return None
-        return Static(url.rstrip("/"), directory)
 
 
 def validate(doc: YamlDoc, file: str, path: Path, tls_dirs: tuple[Path, ...] = ()) -> Result:
