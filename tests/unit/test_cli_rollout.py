@@ -209,3 +209,15 @@ def test_every_stack_converges_on_a_fake_host(tmp_path, monkeypatch) -> None:
     mod_wsgi = proj.fleet["c"].calls[sent_before:]
     assert any(argv[:3] == ("python3", "-c", program("restart")) for argv in mod_wsgi)
     assert not any(argv[:2] == ("systemctl", "reload-or-restart") for argv in mod_wsgi)  # no 503s from a reload
+
+
+def test_an_injected_directive_never_reaches_a_host(tmp_path, monkeypatch) -> None:
+    """Issue 11 finding 2: a zone id carried `CustomLog "|cmd"` into Apache's config, which ran it as root."""
+    payload = '::1%0\n    CustomLog "|touch pwned" common\n#'  # no "/": ipaddress takes all of it as a zone id
+    hosts = {"web1": host_doc("web1", 1, proxy="apache", server="mod_wsgi", server_name=[payload])}
+    proj = project(tmp_path, monkeypatch, hosts=hosts)
+    for command in ("deploy", "plan", "rollback"):
+        result = proj.cli(command)
+        assert result.exit_code == 2, (command, result.stdout, result.stderr)
+        assert "inventory.yml:" in result.stderr and "server_name" in result.stderr and "Traceback" not in result.stderr
+    assert proj.fleet.states == {}  # no host was connected to, so nothing was written or run
