@@ -247,34 +247,31 @@ def _rollout(func, as_json: bool) -> tuple[list, bool]:
 @limit_option
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
+    from deployer.core.steps import plan_lines
     from deployer.run import rollout
-    from deployer.artifact.manifest import short_hash
-    from deployer.artifact.release import build_artifact
 
     inventory, hosts = load(inventory_path, limit)
-    files = rollout.render_all(inventory, hosts, reveal_secrets=True)
     secrets = rollout.secrets_of(inventory)
     with rollout.Session(inventory, hosts) as session:
-        facts = rollout.gather_all(session, files)
-        artifact = build_artifact(inventory.app, python=rollout.host_python(facts))
-        target = rollout.Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
-        plans = rollout.plan_all(session, files, facts, target)
-    if facts:
-        click.echo(dependencies_line(artifact))
+        ready = rollout.prepare(session, rollout.render_all(inventory, hosts, reveal_secrets=True))
+    if ready.artifact is not None:
+        click.echo(dependencies_line(ready.artifact))
     failed = False
     for host in hosts:
         if host.name in session.errors:
             click.echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
             failed = True
             continue
-        p = plans[host.name]
+        p = ready.plans[host.name]
         state = "unchanged" if p.unchanged else "would change"
         click.echo(f"== {host.name} ({host.address}): {state}")
         for problem in p.problems:
             click.echo(f"  ! {problem}")
-        if not p.unchanged:
-            for step in p.steps():
-                click.echo(f"  - {step}")
+        for line in plan_lines(ready.steps[host.name][1], secrets):  # the very steps deploy sends
+            click.echo(f"  - {line}")
+        if ready.steps[host.name][1]:
+            for hook in p.stage_hooks("after_rollback"):
+                click.echo(f"  - if it rolls back: run after_rollback hook: {hook.shown}")
         for change in p.changes:
             click.echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)

@@ -7,7 +7,9 @@ host's failure never stops the others silently: every host has a result.
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from deployer.artifact.manifest import HostPython, host_python_of
-from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
+from deployer.run.apply import HostResult, OnceGate, StepRunner, gather_facts
 from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, snapshot_command
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
+from deployer.core.steps import STAGING, VENV_UPLOAD, Context, Operator, Payload, Step, deploy_steps, rollback_steps
 from deployer.core.render import RenderedFile, TlsMaterial, file_metadata, render_host
 from deployer.secret import Secret
 from deployer.stacks import check_for_path
@@ -117,6 +120,52 @@ def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts
     return assign_run_once(session.inventory.app, plans, [h.name for h in session.hosts if h.name in plans])
 
 
+@dataclass
+class Prepared:
+    """Everything deploy and plan share, up to the steps of each host: plan shows what deploy runs."""
+
+    files: dict[str, tuple[RenderedFile, ...]]
+    facts: dict[str, Facts]
+    artifact: object  # artifact.manifest.Artifact, None when no host could be read
+    plans: dict[str, HostPlan]
+    steps: dict[str, tuple[Context, tuple[Step, ...]]]
+
+
+def operator(command: str) -> Operator:
+    return Operator(getpass.getuser(), socket.gethostname(), command)
+
+
+def payload_for(artifact, plan: HostPlan) -> Payload:  # noqa: ANN001
+    """The release tarball, and the venv tree when the host has no venv for these wheels (built once, cached)."""
+    from deployer.artifact.venv import venv_command, venv_tree
+
+    if not plan.build_venv:
+        return Payload(app_tarball=artifact.app_tarball)
+    tree = venv_tree(artifact, plan.layout.venvs / artifact.req_hash)
+    argv = venv_command(plan.layout, artifact.req_hash, STAGING / VENV_UPLOAD, tree.sha256, artifact.python, tree.precompiled)
+    return Payload(artifact.app_tarball, tree.tarball, argv)
+
+
+def prepare(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> Prepared:
+    """Facts, the release built once, each host's plan and its steps."""
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
+
+    facts = gather_all(session, files)
+    if not facts:
+        return Prepared(files, facts, None, {}, {})
+    artifact = build_artifact(session.inventory.app, python=host_python(facts))
+    target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
+    plans = plan_all(session, files, facts, target)
+    who = operator("deploy")
+    steps = {}
+    for name, plan in plans.items():
+        ctx = Context(session.inventory, plan, files[name], who)
+        # a host with problems fails its preflight under the lock, before any step
+        steps[name] = (ctx, () if plan.unchanged or plan.problems else deploy_steps(ctx, facts[name], payload_for(artifact, plan)))
+    return Prepared(files, facts, artifact, plans, steps)
+
+
 def deploy(
     inventory: Inventory,
     hosts: tuple[Host, ...],
@@ -126,42 +175,34 @@ def deploy(
     cancel: threading.Event | None = None,
     verify: Callable[[Remote], str | None] | None = None,
 ) -> list[HostResult]:
-    from deployer.artifact.manifest import short_hash
-    from deployer.artifact.release import build_artifact
-
     cancel = cancel or threading.Event()
-    files = render_all(inventory, hosts, reveal_secrets=True)
     results: dict[str, HostResult] = {}
     with Session(inventory, hosts) as session:
-        facts = gather_all(session, files)
+        ready = prepare(session, render_all(inventory, hosts, reveal_secrets=True))
         results.update(session.failed_results())
-        if facts:
-            artifact = build_artifact(inventory.app, python=host_python(facts))
-            target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
-            plans = plan_all(session, files, facts, target)
-            order = [h.name for h in hosts if h.name in plans]
-            once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
-            batch_size = serial or len(order)
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
+        order = [h.name for h in hosts if h.name in ready.plans]
+        once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
 
-                def one(name: str) -> HostResult:
-                    plan = plans[name]
-                    if plan.unchanged and not plan.problems:
-                        progress(name, "unchanged")
-                        return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
-                    applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
-                                      progress=progress, cancel=cancel, once=once, verify=verify, facts=facts[name])
-                    outcome = applier.apply()
-                    progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
-                    return outcome
+        def one(name: str) -> HostResult:
+            plan = ready.plans[name]
+            if plan.unchanged and not plan.problems:
+                progress(name, "unchanged")
+                return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
+            ctx, steps = ready.steps[name]
+            outcome = StepRunner(session.remotes[name], ctx, steps, progress=progress, cancel=cancel, once=once,
+                                 verify=verify, facts=ready.facts[name]).apply()
+            progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
+            return outcome
 
-                for outcome in parallel(one, batch):
-                    results[outcome.host] = outcome
-                if any(results[n].status not in ("deployed", "unchanged") for n in batch) or cancel.is_set():
-                    for name in order[start + batch_size:]:
-                        results[name] = HostResult(name, "skipped", None, error="an earlier batch failed")
-                    break
+        batch_size = serial or len(order) or 1
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            for outcome in parallel(one, batch):
+                results[outcome.host] = outcome
+            if any(results[n].status not in ("deployed", "unchanged") for n in batch) or cancel.is_set():
+                for name in order[start + batch_size:]:
+                    results[name] = HostResult(name, "skipped", None, error="an earlier batch failed")
+                break
     return [results[h.name] for h in hosts if h.name in results]
 
 
@@ -226,8 +267,9 @@ def rollback(
             if plan.build_venv:
                 return HostResult(name, "failed", release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
             progress(name, f"rolling back {facts.current} -> {release_id}")
-            outcome = Applier(remote, inventory, plan, files, None, progress=progress, cancel=cancel, command="rollback",
-                              facts=facts).apply()
+            ctx = Context(inventory, plan, files, operator("rollback"))
+            outcome = StepRunner(remote, ctx, rollback_steps(ctx, facts), progress=progress, cancel=cancel,
+                                 facts=facts).apply()
             if outcome.status == "deployed":
                 outcome.status = "rolled-back-to"
             return outcome
