@@ -365,7 +365,12 @@ def prune_releases(facts: Facts, keep: int) -> list[str]:
 
 
 def deploy_steps(ctx: Context, facts: Facts, payload: Payload) -> tuple[Step, ...]:
-    """Every step of a deploy, in the order the runner sends them (the lock around them is the runner's)."""
+    """Every step of a deploy, in the order the runner sends them (the lock around them is the runner's).
+
+    None for a host that is unchanged, or has problems (it fails its preflight under the lock).
+    """
+    if ctx.plan.unchanged or ctx.plan.problems:
+        return ()
     live_env = release_env(ctx, ctx.plan.release_id, ctx.layout.env_file)
     return tuple(
         prepare_steps(ctx, payload) + before_switch_steps(ctx) + config_steps(ctx) + live_steps(ctx) + gate_steps(ctx)

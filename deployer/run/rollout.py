@@ -161,8 +161,8 @@ def prepare(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> Pre
     steps = {}
     for name, plan in plans.items():
         ctx = Context(session.inventory, plan, files[name], who)
-        # a host with problems fails its preflight under the lock, before any step
-        steps[name] = (ctx, () if plan.unchanged or plan.problems else deploy_steps(ctx, facts[name], payload_for(artifact, plan)))
+        payload = Payload() if plan.unchanged or plan.problems else payload_for(artifact, plan)  # no venv tree for those
+        steps[name] = (ctx, deploy_steps(ctx, facts[name], payload))
     return Prepared(files, facts, artifact, plans, steps)
 
 
