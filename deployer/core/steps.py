@@ -10,7 +10,6 @@ temp dir made at run time) and the clock (``NOW``, in log records and hook logs)
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, replace
 from enum import Enum

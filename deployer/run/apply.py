@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 
 from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
