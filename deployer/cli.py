@@ -23,6 +23,7 @@ from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.console import echo
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
 from deployer.init.writer import init
@@ -36,7 +37,7 @@ class DeployerGroup(click.Group):
         except DeployerError as exc:
             if ctx.meta.get("deployer.debug"):
                 raise
-            click.echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
+            echo(f"error: {exc.format()}" if "\n" not in exc.format() else exc.format(), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -125,24 +126,24 @@ def _host_view(host: Host) -> dict[str, Any]:
 @main.command()
 @inventory_option
 @limit_option
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Write files under DIR/<host>/<target path>.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), help="Write files under DIR/<host>/<target path> (DIR must not exist).")
 @click.option("--show-secrets", is_flag=True, help="Render real secret values instead of ***.")
 def render(inventory_path: Path, limit: str | None, out: Path | None, show_secrets: bool) -> None:
     """Render every file each host will get, without touching any server."""
     from deployer.run.rollout import render_all
+    from deployer.safe_write import fresh_directory, write_under
 
     inventory, hosts = load(inventory_path, limit)
     rendered = render_all(inventory, hosts, reveal_secrets=show_secrets)
+    if out is not None:
+        fresh_directory(out)
     for host in hosts:
         for file in rendered[host.name]:
             if out is None:
                 click.echo(f"# ==> {host.name}:{file.path} ({file.mode:04o} {file.owner}:{file.group}) <==")
                 click.echo(file.content, nl=not file.content.endswith("\n"))
                 continue
-            target = out / host.name / file.path.relative_to("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(file.content, encoding="utf-8")
-            target.chmod(0o600 if file.secret else 0o644)
+            target = write_under(out, host.name / file.path.relative_to("/"), file.content, secret=file.secret)
             click.echo(str(target))
 
 
@@ -152,7 +153,7 @@ def _progress(quiet: bool):
     def report(host: str, message: str) -> None:
         if not quiet:
             with lock:
-                click.echo(f"{host}: {message}", err=True)
+                echo(f"{host}: {message}", err=True)
 
     return report
 
@@ -161,7 +162,7 @@ def _summary(results: list) -> None:
     width = max([len(r.host) for r in results] + [4])
     click.echo(f"{'HOST':<{width}}  {'STATUS':<12} {'RELEASE':<28} {'SECONDS':>7}  ERROR")
     for r in results:
-        click.echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
+        echo(f"{r.host:<{width}}  {r.status:<12} {r.release or '-':<28} {r.seconds:>7.1f}  {r.error or ''}")
 
 
 def exit_code_for(results: list) -> int:
@@ -259,21 +260,21 @@ def plan(inventory_path: Path, limit: str | None) -> None:
     failed = False
     for host in hosts:
         if host.name in session.errors:
-            click.echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
+            echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
             failed = True
             continue
         p = ready.plans[host.name]
         state = "unchanged" if p.unchanged else "would change"
-        click.echo(f"== {host.name} ({host.address}): {state}")
+        echo(f"== {host.name} ({host.address}): {state}")
         for problem in p.problems:
-            click.echo(f"  ! {problem}")
+            echo(f"  ! {problem}")
         for line in plan_lines(ready.steps[host.name][1], secrets):  # the very steps deploy sends
-            click.echo(f"  - {line}")
+            echo(f"  - {line}")
         if ready.steps[host.name][1]:
             for hook in p.stage_hooks("after_rollback"):
-                click.echo(f"  - if it rolls back: run after_rollback hook: {hook.shown}")
+                echo(f"  - if it rolls back: run after_rollback hook: {hook.shown}")
         for change in p.changes:
-            click.echo(change.diff(secrets), nl=False)
+            echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)
 
 
@@ -351,15 +352,15 @@ def status(inventory_path: Path, limit: str | None, as_json: bool) -> None:
     else:
         for name, st in doc.items():
             if "error" in st:
-                click.echo(f"{name}: error: {st['error']}")
+                echo(f"{name}: error: {st['error']}")
                 continue
-            click.echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
-            click.echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
-            click.echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
+            echo(f"{name}: current {st['current'] or '-'} (deployed {st['deployed_at'] or '?'} by {st['deployed_by'] or '?'})")
+            echo(f"  serving: {', '.join(f'{k}={v}' for k, v in st['serving'].items()) or 'nothing'}")
+            echo(f"  units:   {', '.join(f'{k} {v}' for k, v in st['units'].items())}")
             lock = st["lock"]
             held = f"held by {lock['holder']} for {lock['age']}" if lock else "free"
-            click.echo(f"  lock:    {held}")
-            click.echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
+            echo(f"  lock:    {held}")
+            echo(f"  drift:   {'; '.join(st['drift']) or 'none'}")
     sys.exit(EXIT_FAILED if any("error" in st for st in doc.values()) else EXIT_OK)
 
 
@@ -372,15 +373,15 @@ def releases(inventory_path: Path, limit: str | None) -> None:
     for host in hosts:
         item = out[host.name]
         if isinstance(item, Exception):
-            click.echo(f"{host.name}: error: {item}")
+            echo(f"{host.name}: error: {item}")
             continue
         facts, log = item
-        click.echo(f"{host.name}:")
+        echo(f"{host.name}:")
         results = {r.get("release"): r for r in log}
         for release in sorted(facts.releases, key=lambda r: r.id, reverse=True):
             mark = "*" if release.id == facts.current else "!" if release.bad else " "
             rec = results.get(release.id, {})
-            click.echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
+            echo(f"  {mark} {release.id}  {rec.get('result', ''):<12} {rec.get('time', '')}  {rec.get('user', '')}")
 
 
 @main.command()
@@ -398,9 +399,9 @@ def unlock(inventory_path: Path, limit: str | None) -> None:
             layout = Layout.of(inventory.app, remote.host)
             held = remote.run(("cat", str(layout.state_dir / "lock" / "info")), check=False)
             remote.run(cmd.release_lock(layout))
-            click.echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
+            echo(f"{remote.host.name}: {'released lock held by ' + held.stdout.strip() if held.ok else 'not locked'}")
         for name, error in session.errors.items():
-            click.echo(f"{name}: error: {error}", err=True)
+            echo(f"{name}: error: {error}", err=True)
     sys.exit(EXIT_FAILED if session.errors else EXIT_OK)
 
 

@@ -208,6 +208,15 @@ def parse_facts(stdout: str) -> Facts:
     )
 
 
+def facts_failure(code: int, stderr: str) -> str:
+    """Why the facts program failed, for an error message: its exit code and last line on stderr.
+
+    Never its stdout: that carries the live config files, the env file's old secrets among them.
+    """
+    last = next((line.strip() for line in reversed(stderr.splitlines()) if line.strip()), "")
+    return f"exit {code}" + (f": {last[-200:]}" if last else "")
+
+
 # Reads a release's config snapshot (what a rollback reinstalls) and the release log tail.
 SNAPSHOT_PROGRAM = r"""
 import grp, json, os, pwd, sys

@@ -48,6 +48,15 @@ class Change:
     old: str | None  # live content; None when absent
 
     def diff(self, secrets: tuple = ()) -> str:
+        """A unified diff against the live file, current secret values masked.
+
+        A secret file (env file, TLS key, anything rendered with a secret) shows only
+        its size: masking cannot catch a key's lines nor the old values read back
+        from the host, so no line of it, old or new, is ever shown.
+        """
+        if self.file.secret:
+            state = "new" if self.old is None else "changed"
+            return f"{self.file.path}: {state} (secret, {len(self.file.content.encode('utf-8'))} bytes)\n"
         old = mask_text(self.old, secrets) if self.old is not None else ""
         new = mask_text(self.file.content, secrets)
         lines = difflib.unified_diff(

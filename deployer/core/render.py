@@ -12,13 +12,14 @@ same relative names as the built-ins) and then in the built-in directory.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import templating
 from deployer.core.guard import check_context
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
@@ -165,21 +166,14 @@ def builtin_templates_dir() -> Path:
 def _environment(templates_dir: Path | None) -> jinja2.Environment:
     search = [str(templates_dir)] if templates_dir is not None else []
     search.append(str(builtin_templates_dir()))
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),  # first directory that has the name wins
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-    )
+    env = templating.environment(search)  # sandboxed: the templates dir is the inventory's text, not code
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
     return env
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
-    text = _environment(inventory.templates_dir).get_template(name).render(ctx)
+    text = templating.render_template(_environment(inventory.templates_dir), name, ctx)
     return _tidy(text) if tidy else text
 
 
@@ -278,7 +272,13 @@ def render_host(
         files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
         key = tls.key.reveal() if reveal_secrets else str(tls.key)
         files.append(RenderedFile(tls_key_path(app), _with_newline(key), mode=0o600, secret=True))
-    return tuple(files)
+    return flag_secret_files(files, app.secrets.values() if reveal_secrets else ())
+
+
+def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> tuple[RenderedFile, ...]:
+    """Every file whose content carries a secret's value is secret too (an override template can put one anywhere)."""
+    values = [s.reveal() for s in secrets if s.reveal()]
+    return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
 
 
 def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:

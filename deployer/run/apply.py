@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
-from deployer.core.facts import Facts, drift, facts_command, parse_facts
+from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
 from deployer.core.layout import Layout
 from deployer.config.model import Inventory
 from deployer.core.plan import process_marker, required_links, required_packages, service_units
@@ -101,8 +101,11 @@ def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile
     )
     result = remote.run(command, check=False, mask=False)
     if not result.ok:
-        raise DeployerError(f"{host.name}: cannot read host state: {(result.stderr.strip() or result.stdout.strip())[-300:]}")
-    return parse_facts(result.stdout)
+        raise DeployerError(f"{host.name}: cannot read host state: {facts_failure(result.code, result.stderr)}")
+    try:
+        return parse_facts(result.stdout)
+    except (ValueError, KeyError, TypeError) as exc:  # never the output itself: it holds the live files
+        raise DeployerError(f"{host.name}: cannot read host state: unreadable facts ({type(exc).__name__})") from None
 
 
 def lock_info(command: str) -> dict[str, object]:

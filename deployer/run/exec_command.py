@@ -19,6 +19,7 @@ import click
 
 from deployer.errors import EXIT_FAILED, EXIT_OK
 from deployer.config.inventory import load_inventory
+from deployer.console import echo
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name
@@ -105,11 +106,11 @@ def exec_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN0
 
         def emit(host: str, line: str) -> None:
             with lock:
-                click.echo(f"{host}: {line}")
+                echo(f"{host}: {line}")
 
         results = exec_all(inventory, hosts, tuple(argv), timeout, emit)
         for result in results:
-            click.echo(str(result), err=True)
+            echo(str(result), err=True)
         sys.exit(EXIT_OK if results and all(r.ok for r in results) else EXIT_FAILED)
 
     return exec_

@@ -21,6 +21,7 @@ from deployer.core import journal
 from deployer.errors import EXIT_FAILED, EXIT_OK
 from deployer.config.inventory import load_inventory
 from deployer.config.model import Host, Inventory
+from deployer.console import echo
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
 
@@ -126,9 +127,9 @@ class Follower:
                 running -= 1
             elif isinstance(item, Ended):
                 self.failed |= item.code != 0
-                click.echo(f"{item.host}: {item.label}: stopped (exit {item.code})", err=True)
+                echo(f"{item.host}: {item.label}: stopped (exit {item.code})", err=True)
             else:
-                click.echo(item)
+                echo(item)
 
     def close(self) -> None:
         """Close every channel (EOF first): on the host, ``journal.stop_on_close`` stops each follower."""
@@ -151,13 +152,13 @@ def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], line
         for remote in session.connected():
             sources, note = journal.host_sources(inventory.app, remote.host, proxy)
             if note:
-                click.echo(f"{remote.host.name}: {note}", err=True)
+                echo(f"{remote.host.name}: {note}", err=True)
             for source in sources:
                 try:
                     follower.start(remote, source, lines, since)
                 except Exception as exc:  # noqa: BLE001 - one host's channel failing must not stop the others
                     follower.failed = True
-                    click.echo(f"{remote.host.name}: {source.label}: error: {exc}", err=True)
+                    echo(f"{remote.host.name}: {source.label}: error: {exc}", err=True)
         follower.run()
     except KeyboardInterrupt:
         pass
@@ -187,7 +188,7 @@ def logs_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN0
         hosts = select_hosts(inventory, limit)
         with Session(inventory, hosts) as session:
             for name, error in session.errors.items():
-                click.echo(f"{name}: error: {error}", err=True)
+                echo(f"{name}: error: {error}", err=True)
             if follow:
                 ok = stream(session, inventory, hosts, lines, since, proxy)
                 sys.exit(EXIT_FAILED if session.errors or not ok else EXIT_OK)
@@ -201,9 +202,9 @@ def logs_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN0
 def show(collected: Collected, session: Session, hosts: tuple[Host, ...]) -> None:
     width = max(len(h.name) for h in hosts)
     for name, note in collected.notes.items():
-        click.echo(f"{name}: {note}", err=True)
+        echo(f"{name}: {note}", err=True)
     for line in journal.merge(collected.lines.get(h.name, []) for h in hosts):
-        click.echo(mask_text(journal.format_line(line, width), session.remotes[line.host].secrets))
+        echo(mask_text(journal.format_line(line, width), session.remotes[line.host].secrets))
     for name, errors in collected.errors.items():
         for error in errors:
-            click.echo(f"{name}: error: {mask_text(error, session.remotes[name].secrets)}", err=True)
+            echo(f"{name}: error: {mask_text(error, session.remotes[name].secrets)}", err=True)

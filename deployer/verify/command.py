@@ -12,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from deployer.errors import EXIT_BAD_INPUT, UsageError
+from deployer.console import echo
+from deployer.errors import UsageError
 
 
 def verify_command(inventory_option: Callable, limit_option: Callable, load: Callable) -> click.Command:
@@ -28,6 +29,7 @@ def verify_command(inventory_option: Callable, limit_option: Callable, load: Cal
                junit: Path | None, as_json: bool) -> None:
         """Check every host is right: built-in Testinfra checks from its settings, plus your tests."""
         from deployer.verify.report import exit_code, render_json, render_junit, render_table
+        from deployer.safe_write import replace_file
         from deployer.verify.runner import verify_all
 
         if tests_dir is not None and not tests_dir.is_dir():
@@ -37,12 +39,11 @@ def verify_command(inventory_option: Callable, limit_option: Callable, load: Cal
         if keyword and not any(r.checks or r.error for r in reports):
             raise UsageError(f"-k {keyword!r} selects no check on any host")
         if junit is not None:
-            try:
-                junit.write_text(render_junit(reports), encoding="utf-8")
-            except OSError as exc:
-                click.echo(f"error: cannot write {junit}: {exc.strerror or exc}", err=True)
-                sys.exit(EXIT_BAD_INPUT)
-        click.echo(render_json(reports) if as_json else render_table(reports))
+            replace_file(junit, render_junit(reports))  # a new file renamed into place: never through a link
+        if as_json:
+            click.echo(render_json(reports))
+        else:
+            echo(render_table(reports))
         sys.exit(exit_code(reports))
 
     return verify

@@ -6,7 +6,6 @@ from pathlib import Path, PurePosixPath
 
 import re
 
-import jinja2
 import pytest
 
 from deployer.core.render import (
@@ -20,6 +19,7 @@ from deployer.core.render import (
     render_host,
     size_bytes,
 )
+from deployer.core.templating import TemplateProblem
 from deployer.secret import Secret
 from tests import factories as f
 
@@ -214,8 +214,8 @@ def test_user_override_takes_precedence(tmp_path: Path):
 def test_override_with_missing_variable_fails(tmp_path: Path):
     (tmp_path / "systemd").mkdir()
     (tmp_path / "systemd" / "app.socket.j2").write_text("ListenStream={{ layout.sockett }}\n")
-    with pytest.raises(jinja2.UndefinedError):
+    with pytest.raises(TemplateProblem, match=f"^{tmp_path}/systemd/app.socket.j2:1: "):
         render(inv_kw={"templates_dir": tmp_path})
     (tmp_path / "systemd" / "app.socket.j2").write_text("ListenStream={{ no_such_variable }}\n")
-    with pytest.raises(jinja2.UndefinedError, match="no_such_variable"):
+    with pytest.raises(TemplateProblem, match="no_such_variable"):
         render(inv_kw={"templates_dir": tmp_path})
