@@ -15,9 +15,10 @@ from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path, PurePosixPath
 
-from deployer.config.model import Inventory
+from deployer.config.model import Host, Inventory
 from deployer.core import commands as cmd
 from deployer.core.facts import Facts, Release
+from deployer.core.layout import Layout
 from deployer.core.plan import HostPlan, PlannedHook
 from deployer.core.release_env import ReleaseEnv, in_release, logged, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
@@ -95,17 +96,19 @@ class Operator:
 
 @dataclass(frozen=True)
 class Context:
+    """What the steps of one host are made from: its plan, the files render made for it, who runs it."""
+
     inventory: Inventory
     plan: HostPlan
     files: tuple[RenderedFile, ...]
     operator: Operator
 
     @property
-    def layout(self):  # noqa: ANN201
+    def layout(self) -> Layout:
         return self.plan.layout
 
     @property
-    def host(self):  # noqa: ANN201
+    def host(self) -> Host:
         return self.plan.host
 
 
