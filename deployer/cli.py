@@ -23,6 +23,8 @@ from deployer.config.inventory import load_inventory
 from deployer.lab.cli import lab as lab_group
 from deployer.run.logs import logs_command
 from deployer.config.model import HOOK_STAGES, Host, Inventory
+from deployer.core.hostview import host_json
+from deployer.core.outcomes import DEPLOY_FAILURES, DeployStatus
 from deployer.console import echo
 from deployer.secret import mask_text
 from deployer.config.selection import select_hosts
@@ -104,23 +106,8 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "hooks": {stage: [mask_text(str(h), app.secrets.values()) + (" (run_once)" if h.run_once else "")
                               for h in app.hooks.stage(stage)] for stage in HOOK_STAGES if app.hooks.stage(stage)},
         },
-        "hosts": {host.name: _host_view(host) for host in hosts},
+        "hosts": {host.name: {k: v for k, v in host_json(host).items() if k != "name"} for host in hosts},
     }
-
-
-def _host_view(host: Host) -> dict[str, Any]:
-    view: dict[str, Any] = {}
-    for key, value in vars(host).items():
-        if key == "name":
-            continue
-        if key == "tls" and value is not None:
-            value = {"cert": str(value.cert), "key": str(value.key)}
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif value is not None and not isinstance(value, (str, int, bool)):
-            value = str(value)
-        view[key] = value
-    return view
 
 
 @main.command()
@@ -167,9 +154,9 @@ def _summary(results: list) -> None:
 
 def exit_code_for(results: list) -> int:
     statuses = {r.status for r in results}
-    if statuses & {"failed", "rolled-back", "skipped"}:
+    if statuses & DEPLOY_FAILURES:
         return EXIT_FAILED
-    if "locked" in statuses:
+    if DeployStatus.LOCKED in statuses:
         return EXIT_LOCKED
     return EXIT_OK
 
@@ -303,7 +290,7 @@ def rollback(inventory_path: Path, limit: str | None, to: str | None, as_json: b
     inventory, hosts = load(inventory_path, limit)
     results, cancelled = _rollout(
         lambda cancel: rollout.rollback(inventory, hosts, to=to, progress=_progress(False), cancel=cancel), as_json)
-    ok = all(r.status == "rolled-back-to" for r in results)
+    ok = all(r.status == DeployStatus.ROLLED_BACK_TO for r in results)
     sys.exit(130 if cancelled else EXIT_OK if ok else exit_code_for(results) or EXIT_FAILED)
 
 

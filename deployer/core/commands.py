@@ -1,5 +1,8 @@
 """Command builders: every remote action as an argument tuple. Pure, no I/O.
 
+Programs run on the host (restart, health) are files in ``deployer.hostside``,
+sent as their text: reading that package data is the one read allowed here.
+
 Multi-step actions that must happen together use a constant ``sh -c`` script
 whose inputs arrive as positional arguments ("$1"...), never pasted into the
 script text, so no value can change what the shell parses.
@@ -11,6 +14,7 @@ import json
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
+from deployer import hostside
 from deployer.core.layout import Layout
 
 Command = tuple[str, ...]
@@ -124,10 +128,6 @@ def drop_backups(targets: Iterable[PurePosixPath]) -> Command:
     return sh('for f in "$@"; do rm -f "$f.deployer-old" "$f.deployer-absent"; done', *targets)
 
 
-def symlink(target: str, link: PurePosixPath) -> Command:
-    return ("ln", "-sfn", target, str(link))
-
-
 def switch_current(layout: Layout, release_id: str) -> Command:
     """``ln -s`` to a temp name, then rename over ``current``: readers see old or new, never none."""
     tmp = layout.app_root / ".current.tmp"
@@ -138,33 +138,6 @@ def systemctl(*args: str) -> Command:
     return ("systemctl", *args)
 
 
-RESTART_DAEMONS_PROGRAM = r"""
-import os, signal, subprocess, sys
-service, marker = sys.argv[1], sys.argv[2].encode()
-main = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", service],
-                      capture_output=True, text=True).stdout.strip()
-if main in ("", "0"):
-    print("%s is not running" % service)
-    sys.exit(1)
-signalled = []
-for pid in filter(str.isdigit, os.listdir("/proc")):
-    try:
-        with open("/proc/%s/stat" % pid) as f:
-            ppid = f.read().rsplit(")", 1)[1].split()[1]
-        with open("/proc/%s/cmdline" % pid, "rb") as f:
-            argv0 = f.read().split(b"\0")[0].rstrip(b" ")  # a shorter display-name is padded with spaces
-        if ppid == main and len(argv0) > 6 and marker.startswith(argv0):  # display-name cut to argv[0]'s length
-            os.kill(int(pid), signal.SIGUSR1)
-            signalled.append(pid)
-    except (OSError, IndexError):
-        pass
-if not signalled:
-    print("no %s process under %s (main pid %s)" % (marker.decode(), service, main or "none"))
-    sys.exit(1)
-print(" ".join(signalled))
-"""
-
-
 def restart_daemons(service: str, marker: str) -> Command:
     """SIGUSR1 to mod_wsgi's daemon processes ``marker`` (display-name) that ``service``'s main process runs.
 
@@ -173,7 +146,7 @@ def restart_daemons(service: str, marker: str) -> Command:
     so its listener socket for the group stays: requests wait there instead of
     failing with 503 as they can while a graceful reload renews that socket.
     """
-    return ("python3", "-c", RESTART_DAEMONS_PROGRAM, service, marker)
+    return hostside.command("restart", service, marker)
 
 
 def mark_bad(layout: Layout, release_id: str, reason: str) -> Command:
@@ -198,31 +171,6 @@ def remove_paths(paths: Iterable[PurePosixPath]) -> Command:
     return ("rm", "-rf", "--", *(str(p) for p in paths))
 
 
-HEALTH_PROGRAM = r"""
-import http.client, socket, ssl, sys, time
-scheme, port, host, path, deadline = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
-end = time.monotonic() + deadline
-last = "no answer"
-while True:
-    try:
-        if scheme == "https":
-            ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-            conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=5, context=ctx)
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        conn.request("GET", path, headers={"Host": host, "User-Agent": "deployer-health"})
-        resp = conn.getresponse(); resp.read()
-        if 200 <= resp.status < 300:
-            print(resp.status); sys.exit(0)
-        last = "HTTP %d" % resp.status
-    except (OSError, http.client.HTTPException) as exc:
-        last = str(exc) or type(exc).__name__
-    if time.monotonic() > end:
-        print(last); sys.exit(1)
-    time.sleep(0.2)
-"""
-
-
 def health_check(scheme: str, port: int, host_header: str, path: str, deadline: float) -> Command:
     """Request ``path`` through the proxy on the host itself, retrying until ``deadline`` seconds."""
-    return ("python3", "-c", HEALTH_PROGRAM, scheme, str(port), host_header, path, str(deadline))
+    return hostside.command("health", scheme, str(port), host_header, path, str(deadline))

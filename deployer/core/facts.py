@@ -1,8 +1,8 @@
 """What a host looks like now, gathered in ONE round trip, and parsed purely.
 
 A fact is a command plus a parser (as in pyinfra). All facts a deploy needs
-come from one small Python program run on the host, so a no-change deploy
-costs a single SSH command per host. The parser is pure and tested with
+come from one small Python program run on the host (``deployer/hostside/facts.py``),
+so a no-change deploy costs a single SSH command per host. The parser is pure and tested with
 recorded outputs.
 """
 
@@ -12,94 +12,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from deployer import hostside
 from deployer.core.layout import Layout
 
 Command = tuple[str, ...]
-
-# Runs on the host as root (or via sudo). Reads only. argv[1] is a JSON query.
-FACTS_PROGRAM = r"""
-import hashlib, json, os, platform, pwd, shutil, subprocess, sys
-q = json.loads(sys.argv[1])
-out = {"python": "%d.%d.%d" % sys.version_info[:3], "files": {}, "links": {}, "units": {}, "serving": {}}
-out["platform"] = {"implementation": sys.implementation.name, "machine": platform.machine(),
-                   "libc": list(platform.libc_ver())}
-root = q["app_root"]
-def run(*argv):
-    try:
-        return subprocess.run(argv, capture_output=True, text=True).stdout
-    except OSError:
-        return ""
-probe = root
-while not os.path.exists(probe):
-    probe = os.path.dirname(probe)
-st = os.statvfs(probe)
-out["disk_free_mb"] = st.f_bavail * st.f_frsize // 2**20
-pkgs = run("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *q["packages"])
-installed = {l.split()[0] for l in pkgs.splitlines() if l.endswith(" installed")}
-out["packages"] = {p: p in installed for p in q["packages"]}
-try:
-    pw = pwd.getpwnam(q["user"])
-    out["user"] = {"uid": pw.pw_uid, "shell": pw.pw_shell, "home": pw.pw_dir}
-except KeyError:
-    out["user"] = None
-cur = os.path.join(root, "current")
-out["current"] = os.path.basename(os.readlink(cur)) if os.path.islink(cur) else None
-rels = []
-rdir = os.path.join(root, "releases")
-for name in sorted(os.listdir(rdir)) if os.path.isdir(rdir) else []:
-    meta = os.path.join(rdir, name, ".deployer")
-    if name.startswith(".") or not os.path.isdir(meta):
-        continue
-    rels.append({"id": name, "bad": os.path.exists(os.path.join(meta, "BAD")),
-                 "venv": os.path.basename(os.readlink(os.path.join(rdir, name, ".venv"))) if os.path.islink(os.path.join(rdir, name, ".venv")) else None})
-out["releases"] = rels
-vdir = os.path.join(root, "venvs")
-out["venvs"] = sorted(v for v in os.listdir(vdir) if os.path.exists(os.path.join(vdir, v, ".complete"))) if os.path.isdir(vdir) else []
-try:
-    with open(os.path.join(root, ".deployer", "lock", "info")) as f:
-        out["lock"] = json.load(f)
-except FileNotFoundError:
-    out["lock"] = {"holder": "unknown (lock dir without info)"} if os.path.isdir(os.path.join(root, ".deployer", "lock")) else None
-except ValueError:
-    out["lock"] = {"holder": "unknown (unreadable lock info)"}
-for path in q["files"]:
-    try:
-        with open(path, "rb") as f:
-            data = f.read(1 << 20)
-        st = os.stat(path)
-        out["files"][path] = {"sha256": hashlib.sha256(data).hexdigest(), "mode": st.st_mode & 0o7777,
-                              "content": data.decode("utf-8", "replace")}
-    except FileNotFoundError:
-        out["files"][path] = None
-for path in q["links"]:
-    out["links"][path] = os.readlink(path) if os.path.islink(path) else None
-for unit in q["units"]:
-    show = run("systemctl", "show", unit, "-p", "ActiveState,UnitFileState,MainPID")
-    props = dict(l.split("=", 1) for l in show.splitlines() if "=" in l)
-    out["units"][unit] = {"active": props.get("ActiveState", ""), "enabled": props.get("UnitFileState", ""),
-                          "pid": int(props.get("MainPID") or 0)}
-    pid = out["units"][unit]["pid"]
-    if pid:
-        try:
-            out["serving"][unit] = os.readlink("/proc/%d/cwd" % pid)
-        except OSError:
-            pass
-for marker in q["process_markers"]:
-    cwds = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                argv0 = f.read().split(b"\0")[0].rstrip(b" ")  # a shorter display-name is padded with spaces
-            # mod_wsgi cuts display-name to the length of Apache's argv[0]: a prefix names the group,
-            # and the app user's uid tells apart two groups whose names start alike.
-            if len(argv0) > 6 and marker.encode().startswith(argv0) and out["user"] and os.stat("/proc/" + pid).st_uid == out["user"]["uid"]:
-                cwds.add(os.readlink("/proc/%s/cwd" % pid))
-        except OSError:
-            pass
-    if cwds:  # every process of the group: during a restart some may still run the old release
-        out["serving"][marker] = " and ".join(sorted(cwds))
-print(json.dumps(out))
-"""
 
 
 @dataclass(frozen=True)
@@ -186,7 +102,7 @@ def facts_command(
         "units": list(units),
         "process_markers": list(process_markers),
     }
-    return ("python3", "-c", FACTS_PROGRAM, json.dumps(query, separators=(",", ":")))
+    return hostside.command("facts", json.dumps(query, separators=(",", ":")))
 
 
 def parse_facts(stdout: str) -> Facts:
@@ -217,26 +133,9 @@ def facts_failure(code: int, stderr: str) -> str:
     return f"exit {code}" + (f": {last[-200:]}" if last else "")
 
 
-# Reads a release's config snapshot (what a rollback reinstalls) and the release log tail.
-SNAPSHOT_PROGRAM = r"""
-import grp, json, os, pwd, sys
-base = sys.argv[1]
-files = []
-for dirpath, dirs, names in os.walk(base):
-    dirs.sort()
-    for name in sorted(names):
-        full = os.path.join(dirpath, name)
-        st = os.stat(full)
-        with open(full, encoding="utf-8", errors="replace") as f:
-            files.append({"path": "/" + os.path.relpath(full, base), "mode": st.st_mode & 0o7777,
-                          "owner": pwd.getpwuid(st.st_uid).pw_name, "group": grp.getgrgid(st.st_gid).gr_name,
-                          "content": f.read()})
-print(json.dumps(files))
-"""
-
-
 def snapshot_command(layout: Layout, release_id: str) -> Command:
-    return ("python3", "-c", SNAPSHOT_PROGRAM, str(layout.release(release_id) / ".deployer" / "config"))
+    """A release's config snapshot (what a rollback installs again): see deployer.hostside.snapshot."""
+    return hostside.command("snapshot", str(layout.release(release_id) / ".deployer" / "config"))
 
 
 def log_command(layout: Layout, lines: int = 200) -> Command:

@@ -86,13 +86,6 @@ def apache_confs(app: App, host: Host) -> tuple[str, ...]:
     return proxy_of(host).confs(app, server_of(host))
 
 
-def controller_files(host: Host) -> tuple[Path, ...]:
-    """Controller files whose contents ``render_host`` needs (read them, pass TlsMaterial)."""
-    if host.tls is None:
-        return ()
-    return (host.tls.cert, host.tls.key)
-
-
 # --- small pure helpers used by the templates -------------------------------------------
 
 _SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
@@ -123,10 +116,6 @@ def env_lines(app: App, *, reveal_secrets: bool) -> tuple[tuple[str, str], ...]:
     for key, secret in app.secrets.items():
         pairs.append((key, secret.reveal() if reveal_secrets else str(secret)))
     return tuple(pairs)
-
-
-def wsgi_callable(app: App) -> tuple[str, str, bool]:
-    return app.wsgi.module, app.wsgi.attr, app.wsgi.factory
 
 
 # --- TLS profile (Mozilla "intermediate", guidelines 5.7/6.0) ----------------------------
@@ -241,8 +230,8 @@ def render_host(
     """Every file ``host`` needs, in a stable order.
 
     ``tls`` carries the certificate and key contents when ``host.tls`` is set
-    (see ``controller_files``); without it the TLS files are left out and only
-    the configs that reference them are rendered — fine for a preview, and
+    (``host.tls.cert`` and ``.key``, read on the controller); without it the TLS
+    files are left out and only the configs that reference them are rendered — fine for a preview, and
     ``plan`` should refuse. With ``reveal_secrets=False`` (the default) the env
     file and the TLS key render every secret as ``***``.
     """

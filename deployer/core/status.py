@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 from deployer.core.facts import Facts, log_command, parse_log
 from deployer.core.layout import Layout
+from deployer.core.outcomes import LogResult
 from deployer.core.render import RenderedFile
 
 
@@ -36,7 +37,7 @@ def drift(facts: Facts, files: tuple[RenderedFile, ...]) -> list[str]:
 
 
 def host_status(layout: Layout, facts: Facts, files: tuple[RenderedFile, ...], log: list[dict]) -> dict:
-    last = next((r for r in reversed(log) if r.get("release") == facts.current and r.get("result") == "deployed"), None)
+    last = next((r for r in reversed(log) if r.get("release") == facts.current and r.get("result") == LogResult.DEPLOYED), None)
     releases_dir = str(layout.releases) + "/"
     serving = {unit: path[len(releases_dir):] for unit, path in facts.serving.items() if path.startswith(releases_dir)}
     return {

@@ -19,6 +19,7 @@ from deployer.config.model import Host, Inventory
 from deployer.core import commands as cmd
 from deployer.core.facts import Facts, Release
 from deployer.core.layout import Layout
+from deployer.core.outcomes import LogResult
 from deployer.core.plan import HostPlan, PlannedHook
 from deployer.core.release_env import ReleaseEnv, in_release, logged, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
@@ -307,7 +308,7 @@ def gate_steps(ctx: Context) -> list[Step]:
 # -- after -------------------------------------------------------------------
 
 
-def record_step(ctx: Context, result: str) -> Step:
+def record_step(ctx: Context, result: LogResult) -> Step:
     plan, who = ctx.plan, ctx.operator
     record = {"release": plan.release_id, "previous": plan.previous, "result": result, "time": NOW,
               "user": who.user, "controller": who.controller, "command": who.command}
@@ -377,7 +378,7 @@ def deploy_steps(ctx: Context, facts: Facts, payload: Payload) -> tuple[Step, ..
     return tuple(
         prepare_steps(ctx, payload) + before_switch_steps(ctx) + config_steps(ctx) + live_steps(ctx) + gate_steps(ctx)
         + [hook_step(ctx, h, live_env) for h in ctx.plan.stage_hooks("after_switch")]
-        + [record_step(ctx, "deployed")] + prune_steps(ctx, facts))
+        + [record_step(ctx, LogResult.DEPLOYED)] + prune_steps(ctx, facts))
 
 
 def rollback_steps(ctx: Context, facts: Facts) -> tuple[Step, ...]:
@@ -386,7 +387,7 @@ def rollback_steps(ctx: Context, facts: Facts) -> tuple[Step, ...]:
     return tuple(
         prepare_steps(ctx, Payload()) + config_steps(ctx) + live_steps(ctx) + gate_steps(ctx)
         + [hook_step(ctx, h, live_env, Role.SOFT_HOOK) for h in ctx.plan.stage_hooks("after_rollback")]
-        + [record_step(ctx, "deployed")] + prune_steps(ctx, facts))
+        + [record_step(ctx, LogResult.DEPLOYED)] + prune_steps(ctx, facts))
 
 
 def recovery_steps(ctx: Context, *, reason: str, live: bool, undo: tuple[cmd.Command, ...]) -> tuple[Step, ...]:

@@ -28,6 +28,7 @@ from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
 from deployer.core.layout import Layout
+from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
 from deployer.core.plan import process_marker, required_links, required_packages, service_units
 from deployer.core.release_env import run_in_release
@@ -75,7 +76,7 @@ class OnceGate:
 @dataclass
 class HostResult:
     host: str
-    status: str  # deployed | unchanged | failed | rolled-back | locked
+    status: DeployStatus
     release: str | None
     seconds: float = 0.0
     error: str | None = None
@@ -140,7 +141,7 @@ class StepRunner:
     def apply(self) -> HostResult:
         started = time.monotonic()
         plan = self.plan
-        result = HostResult(self.host.name, "deployed", plan.release_id, previous=plan.previous)
+        result = HostResult(self.host.name, DeployStatus.DEPLOYED, plan.release_id, previous=plan.previous)
         locked = False
         try:
             self.lock()
@@ -151,13 +152,13 @@ class StepRunner:
             for step in self.steps:
                 self.run_step(step)
             if self.hook_error:
-                result.error, result.status = self.hook_error, "failed"
+                result.error, result.status = self.hook_error, DeployStatus.FAILED
         except LockHeld as exc:
-            result.error, result.status = str(exc), "locked"
+            result.error, result.status = str(exc), DeployStatus.LOCKED
         except Exception as exc:  # also a lost connection: still try to leave the host sane
             known = isinstance(exc, (StepFailed, Cancelled, CommandFailed))
             result.error = str(exc) if known else f"{type(exc).__name__}: {exc}"
-            result.status = self.recover(exc) if locked else "failed"
+            result.status = self.recover(exc) if locked else DeployStatus.FAILED
         finally:
             if self.once is not None and plan.stage_hooks("before_switch", once=True):
                 self.once.open(result.error)  # no-op once opened
@@ -264,7 +265,7 @@ class StepRunner:
 
     # -- failure ------------------------------------------------------------
 
-    def recover(self, exc: BaseException) -> str:
+    def recover(self, exc: BaseException) -> DeployStatus:
         """Undo what this deploy changed (``recovery_steps``). Returns the host's final status."""
         plan = self.plan
         self.say(f"failed: {exc}")
@@ -279,12 +280,12 @@ class StepRunner:
             done = quiet(self.remote, resolve(step.argv, {}, now()))
             ok[step.role] = ok.get(step.role, True) and done
         if not self.live or plan.previous is None:
-            self.record("failed")
-            return "failed"
+            self.record(LogResult.FAILED)
+            return DeployStatus.FAILED
         healthy = ok.get(Role.PROBE, False)
         self.rollback_error = self.after_rollback(plan.previous)
-        self.record("rolled-back" if healthy else "rollback-unhealthy")
-        return "rolled-back" if healthy else "failed"
+        self.record(LogResult.ROLLED_BACK if healthy else LogResult.ROLLBACK_UNHEALTHY)
+        return DeployStatus.ROLLED_BACK if healthy else DeployStatus.FAILED
 
     def after_rollback(self, release_id: str) -> str | None:
         """The after_rollback hooks in the release returned to; the error, if one failed (or Ctrl-C stopped them)."""
@@ -304,7 +305,7 @@ class StepRunner:
             quiet(self.remote, argv)
         self.undo = []
 
-    def record(self, result: str) -> None:
+    def record(self, result: LogResult) -> None:
         quiet(self.remote, resolve(record_step(self.ctx, result).argv, {}, now()))
 
 

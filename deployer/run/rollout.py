@@ -22,6 +22,7 @@ from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, snapshot_command
 from deployer.core.layout import Layout
+from deployer.core.outcomes import DEPLOY_SUCCESSES, DeployStatus
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
 from deployer.core.steps import STAGING, VENV_UPLOAD, Context, Operator, Payload, Step, deploy_steps, rollback_steps
@@ -78,7 +79,7 @@ class Session:
 
     def failed_results(self) -> dict[str, HostResult]:
         """A result for every host that could not be reached or read."""
-        return {name: HostResult(name, "failed", None, error=error) for name, error in self.errors.items()}
+        return {name: HostResult(name, DeployStatus.FAILED, None, error=error) for name, error in self.errors.items()}
 
     def connected(self) -> list[Remote]:
         return [r for name, r in self.remotes.items() if name not in self.errors]
@@ -186,8 +187,8 @@ def deploy(
         def one(name: str) -> HostResult:
             plan = ready.plans[name]
             if plan.unchanged and not plan.problems:
-                progress(name, "unchanged")
-                return HostResult(name, "unchanged", plan.release_id, previous=plan.previous)
+                progress(name, DeployStatus.UNCHANGED)
+                return HostResult(name, DeployStatus.UNCHANGED, plan.release_id, previous=plan.previous)
             ctx, steps = ready.steps[name]
             outcome = StepRunner(session.remotes[name], ctx, steps, progress=progress, cancel=cancel, once=once,
                                  verify=verify, facts=ready.facts[name]).apply()
@@ -199,9 +200,9 @@ def deploy(
             batch = order[start:start + batch_size]
             for outcome in parallel(one, batch):
                 results[outcome.host] = outcome
-            if any(results[n].status not in ("deployed", "unchanged") for n in batch) or cancel.is_set():
+            if any(results[n].status not in DEPLOY_SUCCESSES for n in batch) or cancel.is_set():
                 for name in order[start + batch_size:]:
-                    results[name] = HostResult(name, "skipped", None, error="an earlier batch failed")
+                    results[name] = HostResult(name, DeployStatus.SKIPPED, None, error="an earlier batch failed")
                 break
     return [results[h.name] for h in hosts if h.name in results]
 
@@ -263,15 +264,15 @@ def rollback(
                 target = Target(release_id, release_id.rsplit("-", 1)[-1], release.venv or "", ".".join(map(str, facts.python_version)))
                 plan = plan_host(inventory, remote.host, target, files, facts, rollback=True)
             except DeployerError as exc:
-                return HostResult(name, "failed", None, error=str(exc))
+                return HostResult(name, DeployStatus.FAILED, None, error=str(exc))
             if plan.build_venv:
-                return HostResult(name, "failed", release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
+                return HostResult(name, DeployStatus.FAILED, release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
             progress(name, f"rolling back {facts.current} -> {release_id}")
             ctx = Context(inventory, plan, files, operator("rollback"))
             outcome = StepRunner(remote, ctx, rollback_steps(ctx, facts), progress=progress, cancel=cancel,
                                  facts=facts).apply()
-            if outcome.status == "deployed":
-                outcome.status = "rolled-back-to"
+            if outcome.status == DeployStatus.DEPLOYED:
+                outcome.status = DeployStatus.ROLLED_BACK_TO
             return outcome
 
         for outcome in parallel(one, session.connected()):

@@ -14,12 +14,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
-from deployer.core.plan import process_marker
+from deployer.core.hostview import HostView
+from deployer.core.outcomes import CheckOutcome
 from deployer.stacks import PROXIES, SERVERS, proxy_of, server_of
-from deployer.core.render import (HSTS, SECURITY_HEADERS, STATIC_MAX_AGE, app_units, proxy_service, site_path,
-                             tls_cert_path, tls_key_path)
+from deployer.core.render import HSTS, SECURITY_HEADERS, STATIC_MAX_AGE
 
 Settings = dict[str, Any]
 Probe = dict[str, Any]
@@ -47,38 +46,8 @@ DEPENDS: dict[str, tuple[str, ...]] = {
 
 
 def settings(inventory: Inventory, host: Host) -> Settings:
-    """A host's resolved settings as plain JSON data: the checks' input and the ``deployer_host`` fixture.
-
-    Secret values never enter it: only their names.
-    """
-    app = inventory.app
-    layout = Layout.of(app, host)
-    module = app.wsgi.module.replace(".", "/")
-    return {
-        "name": host.name, "address": host.address, "groups": list(host.groups),
-        "ssh_user": host.ssh_user, "server": host.server, "proxy": host.proxy,
-        "server_names": list(host.server_names), "server_name": host.server_name,
-        "http_port": host.http_port, "https_port": host.https_port, "tls": host.tls is not None,
-        "workers": host.workers, "threads": host.threads, "timeout": host.timeout,
-        "app": {
-            "name": app.name, "user": app.user, "wsgi": str(app.wsgi), "health": app.health,
-            "env": dict(app.env), "secret_names": sorted(app.secrets),
-            "static": {"url": app.static.url, "dir": app.static.dir} if app.static else None,
-            "app_files": [f"{where}{module}{end}" for where in ("", ".venv/lib/python3*/site-packages/")
-                          for end in (".py", "/__init__.py")],
-        },
-        "layout": {
-            "app_root": str(layout.app_root), "releases": str(layout.releases), "current": str(layout.current),
-            "shared": str(layout.shared), "env_file": str(layout.env_file), "socket": str(layout.socket),
-        },
-        "units": list(app_units(app, host)),
-        "services": list(server_of(host).services(app)),
-        "proxy_service": proxy_service(host),
-        "site": str(site_path(app, host)),
-        "site_link": str(proxy_of(host).site_link(app)),
-        "process_marker": (process_marker(app, host) or ("",))[0],
-        "tls_files": {"cert": str(tls_cert_path(app)), "key": str(tls_key_path(app))} if host.tls else None,
-    }
+    """A host's resolved settings as plain JSON data (see ``HostView.settings``): the checks' input."""
+    return HostView.of(inventory, host).settings()
 
 
 def applicable(s: Settings) -> tuple[str, ...]:
@@ -341,13 +310,13 @@ def judge(name: str, s: Settings, p: Probe) -> str | None:
     return JUDGES[name](s, p)
 
 
-def verdict(name: str, s: Settings, p: Probe, outcomes: dict[str, str]) -> tuple[str, str]:
+def verdict(name: str, s: Settings, p: Probe, outcomes: dict[str, str]) -> tuple[CheckOutcome, str]:
     """(outcome, reason) of one check, given the outcomes so far on the host."""
     blocked = blocked_by(name, outcomes)
     if blocked:
-        return "skipped", f"not checked: {', '.join(blocked)} failed"
+        return CheckOutcome.SKIPPED, f"not checked: {', '.join(blocked)} failed"
     reason = judge(name, s, p) or ""
-    return ("failed" if reason else "passed"), reason
+    return (CheckOutcome.FAILED if reason else CheckOutcome.PASSED), reason
 
 
 def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, str, str]]:
@@ -362,5 +331,5 @@ def judge_all(s: Settings, p: Probe, names: tuple[str, ...]) -> list[tuple[str, 
 
 def blocked_by(name: str, outcomes: dict[str, str]) -> tuple[str, ...]:
     """Prerequisites of ``name`` that failed on this host (those not run do not block)."""
-    return tuple(dep for dep in DEPENDS.get(name, ()) if outcomes.get(dep) == "failed")
+    return tuple(dep for dep in DEPENDS.get(name, ()) if outcomes.get(dep) == CheckOutcome.FAILED)
 

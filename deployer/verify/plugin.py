@@ -1,11 +1,11 @@
 """The pytest plugin of one host's verify run (loaded with ``-p deployer.verify.plugin``).
 
 The runner starts one pytest process per host (pytest is not thread-safe in
-one process) with ``--deployer-spec FILE``: the host's connection settings,
-its resolved settings and the built-in checks that apply to it. This plugin
-gives tests the ``host`` fixture (testinfra, over deployer's connection), the
-``deployer_host`` fixture (the settings) and the one-round-trip probe, and
-writes one result per check (name, outcome, one-line reason) to the results
+one process) with ``--deployer-spec FILE``: the host's ``HostView`` (its
+connection and resolved settings) and the built-in checks that apply to it.
+This plugin gives tests the ``host`` fixture (testinfra, over deployer's
+connection), the ``deployer_host`` fixture (the settings) and the
+one-round-trip probe, and writes one result per check (name, outcome, one-line reason) to the results
 file the runner reads.
 """
 
@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 import testinfra.host
 
 from deployer.remote.ssh import Remote
 from deployer.errors import DeployerError
-from deployer.config.model import Host
+from deployer.core.hostview import HostView
+from deployer.core.outcomes import CheckOutcome
 from deployer.verify.backend import RemoteBackend
 from deployer.verify.checks import probe_query
 from deployer.verify.probe import probe_command
@@ -42,14 +43,6 @@ def recorder(config: pytest.Config) -> "Recorder":
     if found is None:
         raise pytest.UsageError("deployer.verify.plugin needs --deployer-spec")
     return found
-
-
-def connection_host(conn: dict) -> Host:
-    """The Host to connect to, from the spec's connection settings."""
-    return Host(name=conn["name"], address=conn["address"], ssh_user=conn["ssh_user"], ssh_port=conn["ssh_port"],
-                ssh_key=Path(conn["ssh_key"]) if conn["ssh_key"] else None, become=conn["become"],
-                known_hosts=Path(conn["known_hosts"]) if conn["known_hosts"] else None,
-                host_key_policy=conn["host_key_policy"], deploy_root=PurePosixPath("/"))
 
 
 def one_line(text: str) -> str:
@@ -81,6 +74,7 @@ class Recorder:
 
     def __init__(self, spec: dict, rootpath: Path) -> None:
         self.spec = spec
+        self.view = HostView.from_json(spec["host"])
         self.rootpath = rootpath
         self.results: dict[str, dict] = {}
         self.error: str | None = None
@@ -107,7 +101,7 @@ class Recorder:
         report = yield
         if report.failed:  # a user test file that does not import: a failed check, not a crash
             name = f"{self.relative(collector.path)} (collect)"
-            self.results[name] = {"outcome": "failed", "reason": reason_of(report), "seconds": 0.0}
+            self.results[name] = {"outcome": CheckOutcome.FAILED, "reason": reason_of(report), "seconds": 0.0}
         return report
 
     @pytest.hookimpl(wrapper=True)
@@ -121,10 +115,11 @@ class Recorder:
         name = report.deployer_check
         if report.passed and report.when != "call":
             return
-        if report.when == "teardown" and self.results.get(name, {}).get("outcome") == "failed":
+        if report.when == "teardown" and self.results.get(name, {}).get("outcome") == CheckOutcome.FAILED:
             return  # the first failure is the reason
-        outcome = "failed" if report.failed else "skipped" if report.skipped else "passed"
-        reason = reason_of(report) if outcome != "passed" else ""
+        outcome = (CheckOutcome.FAILED if report.failed else CheckOutcome.SKIPPED if report.skipped
+                   else CheckOutcome.PASSED)
+        reason = reason_of(report) if outcome != CheckOutcome.PASSED else ""
         if report.failed and report.when != "call":
             reason = f"error in {report.when}: {reason}"
         self.results[name] = {"outcome": outcome, "reason": reason, "seconds": round(report.duration, 3)}
@@ -137,14 +132,14 @@ class Recorder:
 @pytest.fixture(scope="session")
 def deployer_host(request: pytest.FixtureRequest) -> dict:
     """The host's resolved settings (server, proxy, names, ports, app, layout...): plain data, no secrets."""
-    return recorder(request.config).spec["settings"]
+    return recorder(request.config).view.settings()
 
 
 @pytest.fixture(scope="session")
 def host(request: pytest.FixtureRequest) -> testinfra.host.Host:
     """testinfra's Host, connected the way deploy connects (see deployer.verify.backend)."""
     rec = recorder(request.config)
-    remote = Remote(connection_host(rec.spec["connection"]))
+    remote = Remote(rec.view.host)
     try:
         remote.open()
     except DeployerError as exc:

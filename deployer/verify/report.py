@@ -11,15 +11,16 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from deployer.core.outcomes import CheckOutcome
 from deployer.errors import EXIT_FAILED, EXIT_OK
 
-OUTCOMES = ("passed", "failed", "skipped")
+OUTCOMES = tuple(CheckOutcome)
 
 
 @dataclass(frozen=True)
 class CheckResult:
     name: str
-    outcome: str  # passed | failed | skipped
+    outcome: CheckOutcome
     reason: str = ""
     seconds: float = 0.0
 
@@ -33,7 +34,7 @@ class HostReport:
 
     @property
     def failed(self) -> list[CheckResult]:
-        return [c for c in self.checks if c.outcome == "failed"]
+        return [c for c in self.checks if c.outcome == CheckOutcome.FAILED]
 
     @property
     def ok(self) -> bool:
@@ -82,16 +83,16 @@ def render_json(reports: list[HostReport]) -> str:
 def render_junit(reports: list[HostReport]) -> str:
     root = ET.Element("testsuites", name="deployer verify")
     for report in reports:
-        cases = report.checks + ([CheckResult("host", "failed", report.error)] if report.error else [])
+        cases = report.checks + ([CheckResult("host", CheckOutcome.FAILED, report.error)] if report.error else [])
         counts = {o: sum(c.outcome == o for c in cases) for o in OUTCOMES}
-        suite = ET.SubElement(root, "testsuite", name=report.host, tests=str(len(cases)), failures=str(counts["failed"]),
-                              errors="0", skipped=str(counts["skipped"]), time=f"{report.seconds:.3f}")
+        suite = ET.SubElement(root, "testsuite", name=report.host, tests=str(len(cases)), failures=str(counts[CheckOutcome.FAILED]),
+                              errors="0", skipped=str(counts[CheckOutcome.SKIPPED]), time=f"{report.seconds:.3f}")
         for check in cases:
             case = ET.SubElement(suite, "testcase", classname=f"verify.{report.host}", name=check.name,
                                  time=f"{check.seconds:.3f}")
-            if check.outcome == "failed":
+            if check.outcome == CheckOutcome.FAILED:
                 ET.SubElement(case, "failure", message=check.reason).text = check.reason
-            elif check.outcome == "skipped":
+            elif check.outcome == CheckOutcome.SKIPPED:
                 ET.SubElement(case, "skipped", message=check.reason)
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -21,6 +21,8 @@ from pathlib import Path
 from deployer.errors import UsageError
 from deployer.remote.ssh import Remote
 from deployer.config.model import Host, Inventory
+from deployer.core.hostview import HostView
+from deployer.core.outcomes import CheckOutcome
 from deployer.run.rollout import parallel, read_tls, secrets_of
 from deployer.secret import Secret, mask_text
 from deployer.verify import suite
@@ -31,13 +33,6 @@ from deployer.verify.report import CheckResult, HostReport
 HOST_TIMEOUT = 300.0
 REASON_LIMIT = 300
 PYTEST_USAGE_ERROR = 4
-
-
-def connection_settings(host: Host) -> dict[str, object]:
-    return {"name": host.name, "address": host.address, "ssh_user": host.ssh_user, "ssh_port": host.ssh_port,
-            "ssh_key": str(host.ssh_key) if host.ssh_key else None, "become": host.become,
-            "known_hosts": str(host.known_hosts) if host.known_hosts else None,
-            "host_key_policy": host.host_key_policy}
 
 
 def pytest_argv(spec_path: Path, ini: Path, rootdir: Path, *, builtin: bool, tests_dir: Path | None,
@@ -60,11 +55,11 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
     started = time.monotonic()
     tests_dir = tests_dir.absolute() if tests_dir is not None else None  # the run's cwd is a temp dir
     secrets = secrets_of(inventory) + tuple(tls.key for tls in [read_tls(host)] if tls)
-    host_settings = settings(inventory, host)
-    checks = applicable(host_settings) if builtin else ()
+    view = HostView.of(inventory, host)
+    checks = applicable(view.settings()) if builtin else ()
     with tempfile.TemporaryDirectory(prefix="deployer-verify-") as tmp:
         work = Path(tmp)
-        spec = {"connection": connection_settings(host), "settings": host_settings, "checks": list(checks),
+        spec = {"host": view.to_json(), "checks": list(checks),
                 "tests_dir": str(tests_dir) if tests_dir else None, "results": str(work / "results.json")}
         (work / "spec.json").write_text(json.dumps(spec))
         (work / "pytest.ini").write_text("[pytest]\n")
@@ -88,7 +83,7 @@ def verify_host(inventory: Inventory, host: Host, *, tests_dir: Path | None = No
 
 
 def parse_results(host: str, doc: dict, secrets: tuple[Secret, ...], seconds: float) -> HostReport:
-    checks = [CheckResult(c["name"], c["outcome"], masked(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
+    checks = [CheckResult(c["name"], CheckOutcome(c["outcome"]), masked(c["reason"], secrets), c["seconds"]) for c in doc["checks"]]
     error = masked(doc["error"], secrets) if doc.get("error") else None
     return HostReport(host, checks, error, seconds)
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import pytest
 
+from deployer.core.outcomes import CheckOutcome
 from deployer.verify.checks import verdict
 
 
 def test_check(check: str, deployer_host: dict, deployer_probe: dict, deployer_outcomes: dict) -> None:
     outcome, reason = verdict(check, deployer_host, deployer_probe, deployer_outcomes)
-    if outcome == "skipped":
+    if outcome == CheckOutcome.SKIPPED:
         pytest.skip(reason)
-    if outcome == "failed":
+    if outcome == CheckOutcome.FAILED:
         pytest.fail(reason, pytrace=False)

@@ -17,7 +17,8 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from deployer.core import commands as cmd
-from deployer.core.facts import FACTS_PROGRAM, LiveFile, Release
+from deployer import hostside
+from deployer.core.facts import LiveFile, Release
 from deployer.core.plan import Target, plan_host
 from deployer.core.render import render_host
 from deployer.core.steps import NOW, STAGING, Role, Step, prune_releases, recovery_steps, shown
@@ -173,6 +174,7 @@ def test_pruning_is_planned_from_the_facts_keeping_current_previous_and_good_one
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 UPLOADED = PurePosixPath("/tmp/deployer.run-1234")
+FACTS = hostside.command("facts")  # the facts program, its query follows
 
 
 class RecordingHost:
@@ -184,7 +186,7 @@ class RecordingHost:
     def run(self, argv, *, check=True, timeout=None, mask=True, on_line=None) -> CommandResult:  # noqa: ANN001
         argv = tuple(argv)
         self.calls.append(argv)
-        if argv[:3] == ("python3", "-c", FACTS_PROGRAM):
+        if argv[:3] == FACTS:
             return CommandResult(0, json.dumps(dataclasses.asdict(self.state)), "")
         code = self.fails(argv) or 0
         result = CommandResult(code, "" if code == 0 else "boom", "")
@@ -207,7 +209,7 @@ class RecordingHost:
         """The runner's own: the lock around the steps, and the facts it reads to recheck and to gate."""
         state = "/srv/hello/.deployer"
         lock = (cmd.sh('mkdir -p "$1"', state), cmd.release_lock(_layout()))
-        return (argv[:3] == ("python3", "-c", FACTS_PROGRAM) or argv in lock
+        return (argv[:3] == FACTS or argv in lock
                 or argv[:4] == cmd.take_lock(_layout(), {})[:4])
 
 
