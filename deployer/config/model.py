@@ -46,6 +46,29 @@ class Hooks:
         return getattr(self, name)
 
 
+PROCESS_STOP_TIMEOUT = 30  # seconds a process has after SIGTERM before systemd kills it
+TIMER_TIMEOUT = 3600  # seconds a scheduled job may run
+
+
+@dataclass(frozen=True)
+class Process:
+    """A long-running background process (``app.processes``): its own unit, the app's release and sandbox."""
+
+    name: str
+    argv: tuple[str, ...]
+    stop_timeout: int = PROCESS_STOP_TIMEOUT
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A scheduled job (``app.timers``): a oneshot unit started by a systemd timer."""
+
+    name: str
+    argv: tuple[str, ...]
+    on_calendar: str
+    timeout: int = TIMER_TIMEOUT
+
+
 @dataclass(frozen=True)
 class WsgiTarget:
     """``module:attr`` or ``module:factory()``."""
@@ -84,6 +107,8 @@ class App:
     static: Static | None = None
     keep_releases: int = 5
     hooks: Hooks = field(default_factory=Hooks)
+    processes: tuple[Process, ...] = ()
+    timers: tuple[Timer, ...] = ()
 
     @property
     def user(self) -> str:
@@ -115,6 +140,7 @@ class Host:
     timeout: int = 30
     deploy_root: PurePosixPath = PurePosixPath("/srv")
     client_max_body_size: str = "1m"
+    trust_proxy_headers: bool = True  # deployer's WSGI entry applies its proxy's one hop
 
     @property
     def server_name(self) -> str:

@@ -30,18 +30,28 @@ from deployer.config.model import (
     Hooks,
     Host,
     Inventory,
+    PROCESS_STOP_TIMEOUT,
+    TIMER_TIMEOUT,
+    Process,
     Static,
+    Timer,
     WsgiTarget,
 )
 from deployer.config.yamldoc import YamlDoc, key_path
+from deployer.core.jobs import CALENDAR_RE
 from deployer.stacks import PROXIES, SERVERS, combination_problem
 
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
     "name", "source", "wsgi", "requirements", "health", "env",
-    "secrets", "shared", "static", "keep_releases", "hooks",
+    "secrets", "shared", "static", "keep_releases", "hooks", "processes", "timers",
 )
 HOOK_KEYS = ("run", "shell", "run_once", "timeout")
+PROCESS_KEYS = ("run", "stop_timeout")
+TIMER_KEYS = ("run", "on_calendar", "timeout")
+JOB_NAME_RE = re.compile(r"[a-z][a-z0-9-]{0,20}")
+# The transient units of hooks and `deployer exec` are <app>-<purpose>-<12 hex>.service.
+RESERVED_JOB_PREFIXES = ("exec-", "before-switch-", "after-switch-", "after-rollback-")
 HOOK_FORMS = "an argument list like [flask, db, upgrade], or {shell: 'script'} to run it with sh -c"
 GROUP_KEYS = ("vars", "hosts")
 HOST_ONLY_KEYS = ("address",)
@@ -347,6 +357,27 @@ def shell_script(value: Any) -> str:
     return value
 
 
+HOST_NAME = regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")
+
+
+def job_name(value: Any) -> str:
+    """A process or timer name: part of the unit name ``<app>-<name>.service``."""
+    name = regex(JOB_NAME_RE, "a name matching ^[a-z][a-z0-9-]{0,20}$")(value)
+    if name.startswith(RESERVED_JOB_PREFIXES):
+        raise Invalid("a name of the process's own", " (deployer's hook and exec units start so)")
+    return name
+
+
+def calendar_spec(value: Any) -> str:
+    """An OnCalendar= value in systemd.time(7) syntax; `systemd-analyze calendar` checks it on the host too."""
+    if not isinstance(value, str):
+        raise Invalid("a calendar event like daily or '*-*-* 03:00:00'")
+    if not CALENDAR_RE.fullmatch(value):
+        raise Invalid("a calendar event like daily or '*-*-* 03:00:00'",
+                      " (letters, digits, * , . : / ~ - + and single spaces)")
+    return value
+
+
 HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "address": address,
     "ssh_user": regex(USER_RE, "a user name like 'deploy'"),
@@ -366,6 +397,7 @@ HOST_FIELDS: dict[str, Callable[[Any], Any]] = {
     "timeout": integer(1, 3600),
     "deploy_root": deploy_root,
     "client_max_body_size": size,
+    "trust_proxy_headers": boolean,
 }
 
 
@@ -498,12 +530,14 @@ class _Validator:
         static = self.static(path + ("static",), raw.get("static"), source)
         keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
         hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
+        processes = self.processes(path + ("processes",), raw.get("processes"))
+        timers = self.timers(path + ("timers",), raw.get("timers"), {p.name for p in processes})
         if None in (name, source, wsgi, health, keep) or raw.get("requirements") is not None and requirements is None:
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
             env=env, secrets_file=secrets_file, shared=shared, static=static, keep_releases=keep,
-            hooks=hooks,
+            hooks=hooks, processes=processes, timers=timers,
         )
 
     def hooks(self, path: tuple[str | int, ...], value: Any) -> Hooks:
@@ -543,6 +577,63 @@ class _Validator:
         if argv is None or run_once is None or timeout is None:
             return None
         return Hook(argv, shell="shell" in raw, run_once=run_once, timeout=timeout)
+
+    def named(self, path: tuple[str | int, ...], value: Any, what: str,
+              convert: Callable[[Any], Any]) -> list[tuple[str, Any]]:
+        """(name, value) of a mapping keyed by names (hosts, processes, timers) whose name ``convert`` accepts."""
+        if value is None:
+            return []
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of {what}, got {describe(value)}")
+            return []
+        return [(key, item) for key, item in value.items() if self.field(path + (key,), key, convert) is not None]
+
+    def processes(self, path: tuple[str | int, ...], value: Any) -> tuple[Process, ...]:
+        """``name: [argv...]`` or ``name: {run: [argv...], stop_timeout: seconds}``."""
+        out = []
+        for name, item in self.named(path, value, "processes by name", job_name):
+            if isinstance(item, dict):
+                raw = self.mapping(path + (name,), item, PROCESS_KEYS, "process settings")
+                if "run" not in raw:
+                    self.problem(path + (name,), "missing required key 'run' (an argument list)")
+                    continue
+                argv = self.job_argv(path + (name, "run"), raw["run"])
+            else:
+                raw, argv = {}, self.job_argv(path + (name,), item)
+            stop = self.field(path + (name, "stop_timeout"), raw.get("stop_timeout", PROCESS_STOP_TIMEOUT), integer(1, 3600))
+            if argv is not None and stop is not None:
+                out.append(Process(name, argv, stop))
+        return tuple(out)
+
+    def timers(self, path: tuple[str | int, ...], value: Any, taken: set[str]) -> tuple[Timer, ...]:
+        """``name: {run: [argv...], on_calendar: daily, timeout: seconds}``."""
+        out = []
+        for name, item in self.named(path, value, "timers by name", job_name):
+            if name in taken:
+                self.problem(path + (name,), f"'{name}' is also a process: both would be {name}.service")
+                continue
+            if not isinstance(item, dict):
+                self.problem(path + (name,), f"expected {{run: [argv...], on_calendar: ...}}, got {describe(item)}")
+                continue
+            raw = self.mapping(path + (name,), item, TIMER_KEYS, "timer settings")
+            missing = [k for k in ("run", "on_calendar") if k not in raw]
+            if missing:
+                self.problem(path + (name,), f"missing required key '{missing[0]}'")
+                continue
+            argv = self.job_argv(path + (name, "run"), raw["run"])
+            spec = self.field(path + (name, "on_calendar"), self.doc.text(path + (name, "on_calendar"), raw["on_calendar"]), calendar_spec)
+            timeout = self.field(path + (name, "timeout"), raw.get("timeout", TIMER_TIMEOUT), integer(1, 86400))
+            if argv is not None and spec is not None and timeout is not None:
+                out.append(Timer(name, argv, spec, timeout))
+        return tuple(out)
+
+    def job_argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
+        """As a hook's argv; a lone ';' is refused (systemd reads it as a command separator)."""
+        argv = self.argv(path, value)
+        if argv and ";" in argv:
+            self.problem(path + (argv.index(";"),), "expected an argument other than ';' (systemd separates commands with it)")
+            return None
+        return argv
 
     def argv(self, path: tuple[str | int, ...], value: Any) -> tuple[str, ...] | None:
         if not isinstance(value, list) or not value:
@@ -668,15 +759,8 @@ def _host_entries(v: _Validator, top: dict[str, Any]) -> tuple[list[_Entry], dic
     groups: dict[str, _Group] = {}
 
     def host_block(path: tuple[str | int, ...], value: Any) -> list[str]:
-        if value is None:
-            return []
-        if not isinstance(value, dict):
-            v.problem(path, f"expected a mapping of host name to settings, got {describe(value)}")
-            return []
         names = []
-        for name, settings in value.items():
-            if v.field(path + (name,), name, regex(HOST_NAME_RE, "a host name (lowercase letters, digits, '.', '_', '-')")) is None:
-                continue
+        for name, settings in v.named(path, value, "host name to settings", HOST_NAME):
             has_address = isinstance(settings, dict) and "address" in settings
             entries.append(_Entry(name, path + (name,), v.host_settings(path + (name,), settings, on_host=True), has_address))
             names.append(name)
@@ -752,6 +836,7 @@ def _build_host(name: str, groups: tuple[str, ...], s: dict[str, Any]) -> Host:
         for k in (
             "ssh_port", "host_key_policy", "server", "proxy", "http_port", "https_port",
             "tls", "workers", "threads", "timeout", "deploy_root", "client_max_body_size",
+            "trust_proxy_headers",
         )
         if k in s
     }

@@ -53,6 +53,7 @@ class Facts:
     links: dict[str, str | None] = field(default_factory=dict)
     units: dict[str, Unit] = field(default_factory=dict)
     serving: dict[str, str] = field(default_factory=dict)
+    managed_units: tuple[str, ...] = ()  # the app's process and timer units installed on the host
     # the interpreter's implementation, CPU and C library: wheels are resolved for them
     platform: dict = field(default_factory=dict)
 
@@ -71,7 +72,7 @@ class Facts:
 # What a plan is made from. Free space, pids, what serves and the lock itself change on
 # their own (a crash-looping app flips its unit's active state): comparing them would
 # refuse the very deploy that fixes it.
-PLANNED_ON = ("python", "platform", "packages", "user", "current", "releases", "venvs", "files", "links")
+PLANNED_ON = ("python", "platform", "packages", "user", "current", "releases", "venvs", "files", "links", "managed_units")
 
 
 def drift(planned: Facts, now: Facts) -> tuple[str, ...]:
@@ -94,6 +95,7 @@ def facts_command(
     process_markers: tuple[str, ...] = (),
 ) -> Command:
     query = {
+        "app": layout.app,
         "app_root": str(layout.app_root),
         "user": user,
         "packages": list(packages),
@@ -120,6 +122,7 @@ def parse_facts(stdout: str) -> Facts:
         links=dict(data["links"]),
         units={k: Unit(**v) for k, v in data["units"].items()},
         serving=dict(data["serving"]),
+        managed_units=tuple(data.get("managed_units", ())),
         platform=dict(data.get("platform") or {}),
     )
 

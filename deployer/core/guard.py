@@ -40,6 +40,8 @@ NOT_INTERPOLATED = {
     "known_hosts": "a controller path for SSH",
     "tls": "controller paths; the configs name the host-side tls_cert and tls_key",
     "env_pairs": "checked with the env policy",
+    "argv": "process and timer commands: quoted word by word into ExecStart (jobs.exec_words)",
+    "on_calendar": "checked against jobs.CALENDAR_RE where it is rendered",
 }
 
 

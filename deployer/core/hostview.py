@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from deployer.config.model import TLS, Host, Inventory
+from deployer.core import jobs
 from deployer.core.layout import Layout
 from deployer.core.plan import process_marker
 from deployer.core.render import app_units, proxy_service, site_path, tls_cert_path, tls_key_path
@@ -71,6 +72,8 @@ class HostView:
     site_link: str
     process_marker: str  # mod_wsgi's daemon display-name, else ""
     tls_files: dict[str, str] | None  # cert and key paths on the host
+    processes: tuple[str, ...] = ()  # app.processes' units
+    timers: tuple[str, ...] = ()  # app.timers' timer units
 
     @classmethod
     def of(cls, inventory: Inventory, host: Host) -> HostView:
@@ -93,6 +96,8 @@ class HostView:
             site_link=str(proxy_of(host).site_link(app)),
             process_marker=(process_marker(app, host) or ("",))[0],
             tls_files={"cert": str(tls_cert_path(app)), "key": str(tls_key_path(app))} if host.tls else None,
+            processes=tuple(jobs.unit(app, p.name) for p in app.processes),
+            timers=tuple(jobs.unit(app, t.name, "timer") for t in app.timers),
         )
 
     def settings(self) -> dict[str, Any]:
@@ -115,6 +120,8 @@ class HostView:
             "site_link": self.site_link,
             "process_marker": self.process_marker,
             "tls_files": dict(self.tls_files) if self.tls_files else None,
+            "processes": list(self.processes),
+            "timers": list(self.timers),
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -131,4 +138,5 @@ class HostView:
                         secret_names=tuple(a["secret_names"]), static=a["static"], app_files=tuple(a["app_files"])),
             layout=dict(s["layout"]), units=tuple(s["units"]), services=tuple(s["services"]), proxy_service=s["proxy_service"], site=s["site"],
             site_link=s["site_link"], process_marker=s["process_marker"], tls_files=s["tls_files"],
+            processes=tuple(s.get("processes", ())), timers=tuple(s.get("timers", ())),
         )

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from deployer.core.commands import Command, sh
 from deployer.errors import UsageError
 from deployer.config.model import App, Host
+from deployer.core import jobs
 from deployer.stacks import LogSource, proxy_of, server_of
 
 JOURNAL_FIELDS = "MESSAGE,SYSLOG_IDENTIFIER,_COMM,_PID"
@@ -32,9 +33,16 @@ def host_sources(app: App, host: Host, proxy: bool) -> tuple[tuple[Source, ...],
     """The logs to read on ``host`` and, when the app's output is not in units of its own, a note saying where."""
     front = proxy_of(host)
     sources, note = server_of(host).log_sources(app, front)
+    sources += job_sources(app)
     if proxy:
         sources += tuple(s for s in front.log_sources() if all(s.file != have.file for have in sources))
     return tuple(sources), note
+
+
+def job_sources(app: App) -> tuple[Source, ...]:
+    """The journals of the app's processes and scheduled jobs: their units are the same on every stack."""
+    named = [(p.name, jobs.unit(app, p.name)) for p in app.processes] + [(t.name, jobs.unit(app, t.name)) for t in app.timers]
+    return tuple(Source(f"{app.name}-{name}", units=(unit,)) for name, unit in named)
 
 
 def check_since(value: str | None) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field, replace
 
+from deployer.core import jobs
 from deployer.core.facts import Facts
 from deployer.core.layout import Layout
 from deployer.config.model import App, Hook, Host, Inventory
@@ -33,8 +34,8 @@ def required_links(app: App, host: Host) -> tuple[Link, ...]:
 
 
 def service_units(app: App, host: Host) -> tuple[str, ...]:
-    """Every unit whose state the deploy checks: the app's units, then the proxy."""
-    return app_units(app, host) + (proxy_service(host),)
+    """Every unit whose state the deploy checks: the app's units, the proxy, then the processes and timers."""
+    return app_units(app, host) + (proxy_service(host),) + tuple(j.path.name for j in jobs.job_files(app))
 
 
 def process_marker(app: App, host: Host) -> tuple[str, ...]:
@@ -123,6 +124,11 @@ class HostPlan:
     reasons: tuple[str, ...] = field(default=())
     hooks: tuple[PlannedHook, ...] = ()
     once_leader: str | None = None  # another host runs the run_once hooks; wait for them before going live
+    workers: tuple[str, ...] = ()  # app.processes' units: gated with the app's services
+    restart_workers: tuple[str, ...] = ()  # restarted (SIGTERM, TimeoutStopSec) together with the app
+    restart_timers: tuple[str, ...] = ()  # timers whose unit changed: re-armed
+    retire_units: tuple[str, ...] = ()  # process and timer units the inventory dropped: removed once healthy
+    calendars: tuple[str, ...] = ()  # OnCalendar values, checked with systemd-analyze calendar
 
     def stage_hooks(self, stage: str, *, once: bool | None = None) -> tuple[PlannedHook, ...]:
         return tuple(h for h in self.hooks if h.stage == stage and (once is None or h.once == once))
@@ -131,7 +137,8 @@ class HostPlan:
     def unchanged(self) -> bool:
         return not (self.upload_release or self.build_venv or self.install_packages or self.create_user
                     or self.changes or self.links or self.enable_units or self.switch
-                    or self.restart_app or self.reload_proxy)
+                    or self.restart_app or self.reload_proxy or self.restart_workers or self.restart_timers
+                    or self.retire_units)
 
     @property
     def units_changed(self) -> bool:
@@ -164,6 +171,7 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         problems.append(f"user {app.user} is root: the app must run as an unprivileged user")
     if facts.lock is not None:
         problems.append("locked")
+    problems += foreign_units(app, files, facts)
 
     existing = next((r for r in facts.releases if r.id.endswith("-" + target.short_hash)), None)
     release_id = existing.id if existing else target.release_id
@@ -178,15 +186,17 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
 
     units = app_units(app, host)
     proxy = proxy_service(host)
+    mine = jobs.units_of(app.name, files)  # from the files: a rollback gets the processes of its release
     enable_units = tuple(
-        u for u in units + (proxy,)
+        u for u in units + (proxy,) + mine.enabled
         if facts.units.get(u) is None or facts.units[u].enabled != "enabled" or facts.units[u].active != "active"
     )
     switch = previous != release_id
     release_path = str(layout.release(release_id))
     server_files = {spec.path for spec in server_of(host).files(app, host, proxy_of(host))}  # uwsgi.ini, wsgi.py
     app_changed = any(
-        c.file.path == layout.env_file or c.file.check == Check.SYSTEMD or c.file.path in server_files
+        c.file.path == layout.env_file or c.file.path in server_files
+        or (c.file.check == Check.SYSTEMD and c.file.path.name not in mine.all)
         for c in changes
     )
     services = list(server_of(host).services(app))
@@ -204,6 +214,7 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
     restart_app = (switch or app_changed or stale) and (
         bool(services) or (bool(markers) and proxy_running and not reload_proxy))
     venv_present = target.req_hash in facts.venvs
+    restart_workers, restart_timers = job_restarts(mine, changes, facts, switch, release_path, layout)
     return HostPlan(
         host=host,
         layout=layout,
@@ -224,7 +235,39 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         reload_proxy=reload_proxy,
         problems=tuple(problems),
         hooks=rollback_hooks(app) if rollback else deploy_hooks(app, switch),
+        workers=mine.processes,
+        restart_workers=restart_workers,
+        restart_timers=restart_timers,
+        retire_units=tuple(u for u in facts.managed_units if u not in mine.all),
+        calendars=mine.calendars,
     )
+
+
+def foreign_units(app: App, files: tuple[RenderedFile, ...], facts: Facts) -> list[str]:
+    """A process or timer unit path the host already has for something else (another app's, or hand-made)."""
+    out = []
+    for name in jobs.units_of(app.name, files).all:
+        live = facts.files.get(str(jobs.SYSTEMD_DIR / name))
+        if live is not None and jobs.kind_of(app.name, live.content) is None:
+            owner = jobs.MARKER_RE.search(live.content)
+            whose = f"app {owner.group(1)}'s" if owner else "not deployer's"
+            out.append(f"{jobs.SYSTEMD_DIR / name} exists and is {whose}: rename the process or timer")
+    return out
+
+
+def job_restarts(mine: jobs.JobUnits, changes: list[Change], facts: Facts, switch: bool, release_path: str,
+                 layout: Layout) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(processes, timers) to restart: every process on a switch or env change, else those changed or stale.
+
+    A process not running is started by ``enable --now`` instead (it is in enable_units).
+    """
+    changed = {c.file.path.name for c in changes if c.file.check == Check.SYSTEMD}
+    env_changed = any(c.file.path == layout.env_file for c in changes)
+    running = lambda u: u in facts.units and facts.units[u].active == "active"  # noqa: E731
+    workers = tuple(u for u in mine.processes if running(u) and (
+        switch or env_changed or u in changed or facts.serving.get(u) not in (None, release_path)))
+    timers = tuple(t for t in mine.timers if running(t) and (t in changed or t.replace(".timer", ".service") in changed))
+    return workers, timers
 
 
 def assign_run_once(app: App, plans: dict[str, HostPlan], order: list[str]) -> dict[str, HostPlan]:

@@ -25,6 +25,7 @@ from pathlib import PurePosixPath
 from deployer.core.commands import Command, sh
 
 SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
+UTF8_LOCALE = "C.UTF-8"  # what render.UTF8_LOCALE gives the app's processes
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def in_release(env: ReleaseEnv, argv: tuple[str, ...], *, unit: str, timeout: in
         "VIRTUAL_ENV": str(env.venv),
         "PYTHONUNBUFFERED": "1",  # output streams line by line, as the app's unit sets it
         "PYTHONDONTWRITEBYTECODE": "1",
+        "LANG": UTF8_LOCALE,  # as the app's unit: systemd loads the env file after, its LANG wins
     }
     return stop_on_hangup(unit, (
         "systemd-run", "--pipe", "--wait", "--collect", "--quiet", f"--unit={unit}", f"--description={description}",

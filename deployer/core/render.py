@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import jinja2
 
+from deployer.core import jobs
 from deployer.core import templating
 from deployer.core.guard import check_context
 from deployer.core.layout import PROXY_GROUP, Layout
@@ -64,6 +65,16 @@ def site_path(app: App, host: Host) -> PurePosixPath:
 
 
 # --- what runs ---------------------------------------------------------------------
+
+
+def wsgi_entry(app: App) -> str:
+    """deployer's WSGI entry as app servers name it, ``module:callable``."""
+    return f"{wsgi_script_path(app).stem}:application"
+
+
+def proxy_hops(host: Host) -> int:
+    """Proxies deployer runs in front of the app server: 1 over the app's socket, 0 when Apache runs the app."""
+    return 0 if server_of(host).embedded else 1
 
 
 def app_units(app: App, host: Host) -> tuple[str, ...]:
@@ -136,6 +147,9 @@ SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "strict-origin-when-cross-origin"),
 )
+# Every process deployer starts for the app (units, mod_wsgi daemons, hooks, exec):
+# Debian's C.UTF-8 is always installed. LANG only, so an env file's LANG/LC_* wins.
+UTF8_LOCALE = "C.UTF-8"
 STATIC_MAX_AGE = 30 * 24 * 3600  # static names carry no content hash: a month, not a year
 
 
@@ -158,7 +172,13 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
     env = templating.environment(search)  # sandboxed: the templates dir is the inventory's text, not code
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
+    env.filters["without_directives"] = without_directives
     return env
+
+
+def without_directives(text: str, *names: str) -> str:
+    """``text`` without the unit lines that set one of ``names``."""
+    return "\n".join(line for line in text.splitlines() if line.strip().split("=", 1)[0] not in names) + "\n"
 
 
 def _render(inventory: Inventory, name: str, ctx: Mapping[str, object], *, tidy: bool = True) -> str:
@@ -193,6 +213,10 @@ def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[
         "security_headers": SECURITY_HEADERS,
         "static_max_age": STATIC_MAX_AGE,
         "wsgi_script": wsgi_script_path(app),
+        "wsgi_entry": wsgi_entry(app),
+        "proxy_hops": proxy_hops(host),
+        "entry_loads_env": proxy_hops(host) == 0,  # no unit, no EnvironmentFile=: Apache runs the app
+        "utf8_locale": UTF8_LOCALE,
         "uwsgi_ini": uwsgi_ini_path(app),
         "units": app_units(app, host),
         "socket_unit": f"{app.name}.socket",
@@ -244,6 +268,11 @@ def render_host(
     proxy, server = proxy_of(host), server_of(host)
     for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
         files.append(_render_spec(inventory, spec, ctx))
+    # deployer's WSGI entry, which every app server loads (see templates/app/wsgi.py.j2).
+    files.append(RenderedFile(wsgi_script_path(app), _render(inventory, "app/wsgi.py.j2", ctx, tidy=False)))
+
+    # Background processes and scheduled jobs: the same units on every stack.
+    files += [_render_job(inventory, job, ctx) for job in jobs.job_files(app)]
 
     # Environment and secrets: readable by root and the app's group only.
     files.append(
@@ -272,6 +301,17 @@ def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> t
 
 def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:
     return RenderedFile(spec.path, _render(inventory, spec.template, ctx, tidy=spec.tidy), check=spec.check)
+
+
+def _render_job(inventory: Inventory, job: jobs.JobFile, ctx: Mapping[str, object]) -> RenderedFile:
+    app = inventory.app
+    own = check_context({
+        "job_name": job.name, "job_timeout": job.timeout,
+        "job_unit_stem": f"{app.name}-{job.name}",
+        "job_service": jobs.unit(app, job.name), "job_timer": jobs.unit(app, job.name, "timer"),
+    })
+    extra = {"exec_start": jobs.exec_words(job.argv), "on_calendar": jobs.calendar(job.on_calendar) if job.on_calendar else ""}
+    return RenderedFile(job.path, _render(inventory, job.template, {**ctx, **own, **extra}), check=Check.SYSTEMD)
 
 
 def file_metadata(inventory: Inventory, host: Host) -> dict[PurePosixPath, tuple[Check | None, bool]]:

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from deployer.config.model import Host, Inventory
 from deployer.core import commands as cmd
 from deployer.core.facts import Facts, Release
+from deployer.core import jobs
 from deployer.core.layout import Layout
 from deployer.core.outcomes import LogResult
 from deployer.core.plan import HostPlan, PlannedHook
@@ -25,6 +26,7 @@ from deployer.core.release_env import ReleaseEnv, in_release, logged, unit_name
 from deployer.core.render import RenderedFile, app_units, proxy_service, sandbox_properties
 from deployer.secret import Secret, mask_text
 from deployer.stacks import Check, proxy_of, server_of
+from deployer.stacks.base import SYSTEMD_DIR
 
 STAGING = PurePosixPath("/tmp/deployer.XXXXXXXX")  # the upload dir; the runner puts the real one in
 NOW = "@NOW@"  # the UTC time the step runs, %Y-%m-%dT%H:%M:%SZ
@@ -75,6 +77,8 @@ class Step:
     undo: cmd.Command | None = None  # once this ran, recovery sends this (newest first)
     hook: PlannedHook | None = None
     say: str = ""  # the progress line shown as it starts, if any
+    explain: bool = False  # a failure reads the tail of the app's log (units that start or restart)
+    unit: str = ""  # hooks: the transient unit it runs as
 
 
 @dataclass(frozen=True)
@@ -163,7 +167,7 @@ def hook_step(ctx: Context, planned: PlannedHook, env: ReleaseEnv, role: Role = 
     once = " once, for every host" if planned.once else ""
     return Step(f"run {stage} hook{once}: {planned.shown}", f"hooks.{stage} in the inventory", argv,
                 live=stage != "before_switch", role=role, stage=stage, timeout=hook.timeout, hook=planned,
-                say=f"{stage} hook{' (run_once)' if planned.once else ''}: {planned.shown}")
+                say=f"{stage} hook{' (run_once)' if planned.once else ''}: {planned.shown}", unit=unit)
 
 
 def before_switch_steps(ctx: Context) -> list[Step]:
@@ -241,6 +245,9 @@ def validate_steps(ctx: Context) -> list[Step]:
         out.append(Step("verify the units with systemd-analyze", "unit files changed",
                         ("systemd-analyze", "verify", *(str(u.path) for u in units)), role=Role.CHECK, stage="validate",
                         uploads=tuple(units)))
+        if plan.calendars:  # verify only warns about an OnCalendar it cannot parse
+            out.append(Step("check the timers' OnCalendar", "timer units changed",
+                            ("systemd-analyze", "calendar", "--", *plan.calendars), role=Role.CHECK, stage="validate"))
     if proxy.check in checks:
         out.append(Step(f"check the {ctx.host.proxy} config", "its config changed", proxy.check_argv, role=Role.CHECK,
                         stage="validate"))
@@ -265,21 +272,56 @@ def live_steps(ctx: Context) -> list[Step]:
     others = [u for u in plan.enable_units if u not in own_sockets]
     if sockets:
         out.append(Step(f"enable and start {' '.join(sockets)}", "not enabled or not running",
-                        cmd.systemctl("enable", "--now", *sockets), live=True, stage="start"))
+                        cmd.systemctl("enable", "--now", *sockets), live=True, stage="start", explain=True))
     if plan.restart_app and plan.services:
         out.append(Step(f"restart {' '.join(plan.services)}", "new release or app config", cmd.systemctl("restart", *plan.services),
-                        live=True, stage="restart", timeout=SLOW))
+                        live=True, stage="restart", timeout=SLOW, explain=True))
     if plan.restart_app:
         out += [Step(f"gracefully restart the {host.server} daemons {marker} (SIGUSR1; {proxy_service(host)} is not reloaded)",
                      "new release or app config", cmd.restart_daemons(proxy_service(host), marker), live=True,
-                     stage="restart", say=f"gracefully restarting the {marker} daemons") for marker in plan.daemons]
+                     stage="restart", say=f"gracefully restarting the {marker} daemons", explain=True)
+                for marker in plan.daemons]
+    out += job_restart_steps(ctx)
     if others:
         out.append(Step(f"enable and start {' '.join(others)}", "not enabled or not running",
-                        cmd.systemctl("enable", "--now", *others), live=True, stage="start", timeout=SLOW))
+                        cmd.systemctl("enable", "--now", *others), live=True, stage="start", timeout=SLOW, explain=True))
     if plan.reload_proxy:  # also after `enable --now`: a proxy already running must load the new site
         out.append(Step(f"reload {proxy_service(host)}", "its config, links or daemons changed", proxy_of(host).reload(),
-                        live=True, stage="reload", timeout=SLOW))
+                        live=True, stage="reload", timeout=SLOW, explain=True))
     return out
+
+
+def stop_timeout(ctx: Context) -> float:
+    """How long a restart of the processes may take: the longest stop_timeout, then a start."""
+    return max((p.stop_timeout for p in ctx.inventory.app.processes), default=30) + 90
+
+
+def job_restart_steps(ctx: Context) -> list[Step]:
+    plan, out = ctx.plan, []
+    if plan.restart_workers:
+        out.append(Step(f"restart {' '.join(plan.restart_workers)} (SIGTERM, then its TimeoutStopSec)", "new release, env or unit",
+                        cmd.systemctl("restart", *plan.restart_workers), live=True, stage="restart",
+                        timeout=stop_timeout(ctx), say=f"restarting {' '.join(plan.restart_workers)}", explain=True))
+    if plan.restart_timers:
+        out.append(Step(f"restart {' '.join(plan.restart_timers)}", "their units changed",
+                        cmd.systemctl("restart", *plan.restart_timers), live=True, stage="restart", timeout=SLOW, explain=True))
+    return out
+
+
+def retire_steps(ctx: Context) -> list[Step]:
+    """Process and timer units the inventory (or the release) no longer has: stopped, disabled, removed once healthy."""
+    units = ctx.plan.retire_units
+    if not units:
+        return []
+    return [
+        Step(f"stop and disable {' '.join(units)}", "no longer in the inventory", cmd.systemctl("disable", "--now", *units),
+             live=True, stage="retire", timeout=stop_timeout(ctx), say=f"removing {' '.join(units)}"),
+        Step(f"remove {' '.join(units)}", "no longer in the inventory", cmd.remove_paths(SYSTEMD_DIR / u for u in units),
+             live=True, stage="retire"),
+        Step("reload systemd", "unit files went away", cmd.systemctl("daemon-reload"), live=True, stage="retire"),
+        Step(f"forget {' '.join(units)}' failures", "they are gone", cmd.systemctl("reset-failed", *units), role=Role.QUIET,
+             stage="retire"),
+    ]
 
 
 def health_command(ctx: Context) -> cmd.Command:
@@ -378,7 +420,7 @@ def deploy_steps(ctx: Context, facts: Facts, payload: Payload) -> tuple[Step, ..
     return tuple(
         prepare_steps(ctx, payload) + before_switch_steps(ctx) + config_steps(ctx) + live_steps(ctx) + gate_steps(ctx)
         + [hook_step(ctx, h, live_env) for h in ctx.plan.stage_hooks("after_switch")]
-        + [record_step(ctx, LogResult.DEPLOYED)] + prune_steps(ctx, facts))
+        + retire_steps(ctx) + [record_step(ctx, LogResult.DEPLOYED)] + prune_steps(ctx, facts))
 
 
 def rollback_steps(ctx: Context, facts: Facts) -> tuple[Step, ...]:
@@ -387,7 +429,7 @@ def rollback_steps(ctx: Context, facts: Facts) -> tuple[Step, ...]:
     return tuple(
         prepare_steps(ctx, Payload()) + config_steps(ctx) + live_steps(ctx) + gate_steps(ctx)
         + [hook_step(ctx, h, live_env, Role.SOFT_HOOK) for h in ctx.plan.stage_hooks("after_rollback")]
-        + [record_step(ctx, LogResult.DEPLOYED)] + prune_steps(ctx, facts))
+        + retire_steps(ctx) + [record_step(ctx, LogResult.DEPLOYED)] + prune_steps(ctx, facts))
 
 
 def recovery_steps(ctx: Context, *, reason: str, live: bool, undo: tuple[cmd.Command, ...]) -> tuple[Step, ...]:
@@ -403,6 +445,11 @@ def recovery_steps(ctx: Context, *, reason: str, live: bool, undo: tuple[cmd.Com
                         role=Role.QUIET))
     if not live:
         return tuple(out)
+    ours = jobs.units_of(ctx.inventory.app.name, ctx.files).all
+    new_units = [c.file.path.name for c in plan.changes if c.old is None and c.file.path.name in ours]
+    if new_units:  # processes and timers this deploy added: stopped before their files go
+        out.append(Step(f"stop and disable {' '.join(new_units)}", "this deploy added them",
+                        cmd.systemctl("disable", "--now", *new_units), live=True, role=Role.QUIET))
     out += [Step("undo a config change", "it was part of the failed deploy", u, live=True, role=Role.QUIET) for u in undo]
     if plan.units_changed:
         out.append(Step("reload systemd", "unit files went back", cmd.systemctl("daemon-reload"), live=True, role=Role.QUIET))
@@ -413,6 +460,10 @@ def recovery_steps(ctx: Context, *, reason: str, live: bool, undo: tuple[cmd.Com
     if plan.services:
         out.append(Step(f"restart {' '.join(plan.services)}", "back on the previous release",
                         cmd.systemctl("restart", *plan.services), live=True, role=Role.QUIET))
+    workers = [u for u in plan.workers if u not in new_units]
+    if workers:
+        out.append(Step(f"restart {' '.join(workers)}", "back on the previous release and unit files",
+                        cmd.systemctl("restart", *workers), live=True, role=Role.QUIET))
     # mod_wsgi with Apache's config as it was: new daemons suffice (no reload, no 503s); else reload
     daemons = bool(plan.daemons) and not undo
     if daemons:
@@ -426,7 +477,7 @@ def recovery_steps(ctx: Context, *, reason: str, live: bool, undo: tuple[cmd.Com
 
 def first_deploy_undo(ctx: Context) -> list[Step]:
     """No release to go back to: stop the app's units, drop ``current``, reload the proxy without the site."""
-    units = app_units(ctx.inventory.app, ctx.host)
+    units = app_units(ctx.inventory.app, ctx.host) + ctx.plan.workers + jobs.units_of(ctx.inventory.app.name, ctx.files).timers
     out = []
     if units:
         out.append(Step(f"stop and disable {' '.join(units)}", "nothing to go back to", cmd.systemctl("disable", "--now", *units),

@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 Run = Callable[..., str]
 MAX_FILE = 1 << 20  # bytes of a file hashed and returned
+SYSTEMD_DIR = "/etc/systemd/system"  # where the app's process and timer units are
 
 
 def run(*argv: str) -> str:
@@ -131,10 +132,26 @@ def cwds_of(marker: str, uid: int, proc: str = "/proc") -> List[str]:
     return sorted(cwds)
 
 
-def units_and_serving(query: Dict[str, Any], uid: Optional[int], run: Run, proc: str) -> tuple:
+def managed_units(app: str, systemd_dir: str) -> List[str]:
+    """The app's process and timer units, found by the marker line deployer writes into them."""
+    found = []
+    for name in sorted(os.listdir(systemd_dir)) if os.path.isdir(systemd_dir) else []:
+        if not (name.startswith(app + "-") and name.endswith((".service", ".timer"))):
+            continue
+        try:
+            with open(os.path.join(systemd_dir, name), encoding="utf-8", errors="replace") as f:
+                head = f.read(4096).splitlines()[:3]
+        except OSError:
+            continue
+        if any(line.startswith("# deployer-unit: app=%s kind=" % app) for line in head):
+            found.append(name)
+    return found
+
+
+def units_and_serving(query: Dict[str, Any], uid: Optional[int], run: Run, proc: str, managed: List[str]) -> tuple:
     """Each unit's state, and which dir each unit's main process and each marker's processes run in."""
     units, serving = {}, {}
-    for unit in query["units"]:
+    for unit in dict.fromkeys(list(query["units"]) + managed):
         units[unit] = unit_state(run("systemctl", "show", unit, "-p", "ActiveState,UnitFileState,MainPID"))
         if units[unit]["pid"]:
             try:
@@ -151,7 +168,8 @@ def units_and_serving(query: Dict[str, Any], uid: Optional[int], run: Run, proc:
 def gather(query: Dict[str, Any], run: Run = run, proc: str = "/proc") -> Dict[str, Any]:
     root = query["app_root"]
     app_user = user(query["user"])
-    units, serving = units_and_serving(query, app_user["uid"] if app_user else None, run, proc)
+    managed = managed_units(query["app"], SYSTEMD_DIR) if query.get("app") else []
+    units, serving = units_and_serving(query, app_user["uid"] if app_user else None, run, proc, managed)
     dpkg = run("dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *query["packages"])
     return {
         "python": "%d.%d.%d" % sys.version_info[:3],
@@ -162,6 +180,7 @@ def gather(query: Dict[str, Any], run: Run = run, proc: str = "/proc") -> Dict[s
         "links": {path: os.readlink(path) if os.path.islink(path) else None for path in query["links"]},
         "units": units,
         "serving": serving,
+        "managed_units": managed,
         "disk_free_mb": disk_free_mb(root),
         "packages": packages(query["packages"], dpkg),
         "user": app_user,

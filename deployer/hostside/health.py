@@ -10,6 +10,7 @@ Standard library only, Python 3.9+.
 from __future__ import annotations
 
 import http.client
+import re
 import ssl
 import sys
 import time
@@ -34,13 +35,20 @@ def attempt(scheme: str, port: int, host: str, path: str) -> Tuple[Optional[int]
         conn = connect(scheme, port)
         conn.request("GET", path, headers={"Host": host, "User-Agent": "deployer-health"})
         resp = conn.getresponse()
-        resp.read()
+        body = resp.read()
         conn.close()
     except (OSError, http.client.HTTPException) as exc:
         return None, str(exc) or type(exc).__name__
     if 200 <= resp.status < 300:
         return resp.status, ""
-    return None, "HTTP %d" % resp.status
+    return None, "HTTP %d" % resp.status + (": %s" % last_text_line(body) if resp.status >= 500 and last_text_line(body) else "")
+
+
+def last_text_line(body: bytes) -> str:
+    """A 5xx body's last line of text, HTML tags dropped: often what the app said went wrong."""
+    text = re.sub(r"<[^>]*>", " ", body.decode("utf-8", "replace"))
+    lines = [" ".join(line.split()) for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def wait_healthy(scheme: str, port: int, host: str, path: str, deadline: float) -> Tuple[bool, str]:

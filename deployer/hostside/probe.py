@@ -68,6 +68,7 @@ def current(cur: str, releases: str, app_files: List[str]) -> Dict[str, Any]:
         # the app's module in the release, or (an app installed as a wheel) in its venv: app_files are globs
         "has_app": bool(target) and any(glob.glob(os.path.join(glob.escape(target), p)) for p in app_files),
         "has_venv": bool(target) and os.path.isfile(os.path.join(target, ".venv", "bin", "python")),
+        "target": target,
     }
 
 
@@ -92,17 +93,28 @@ def names_group(argv0: str, marker: str) -> bool:
     return len(argv0) > 6 and marker.startswith(argv0)
 
 
-def unit_state(show_output: str, procs: List[Proc]) -> Dict[str, Any]:
-    """From ``systemctl show -p ActiveState,SubState,UnitFileState,ControlGroup``: state and who runs in it."""
+def unit_state(show_output: str, procs: List[Proc], proc: str = "/proc") -> Dict[str, Any]:
+    """From ``systemctl show -p ActiveState,SubState,UnitFileState,ControlGroup,MainPID``: state, who runs in it, where."""
     props = dict(line.split("=", 1) for line in show_output.splitlines() if "=" in line)
     cg = props.get("ControlGroup", "")
     users = [u for u, groups, _ in procs if cg and any(g == cg or g.startswith(cg + "/") for g in groups)]
     return {"active": props.get("ActiveState", ""), "sub": props.get("SubState", ""),
-            "enabled": props.get("UnitFileState", ""), "users": sorted(set(users)), "processes": len(users)}
+            "enabled": props.get("UnitFileState", ""), "users": sorted(set(users)), "processes": len(users),
+            "cwd": main_cwd(props.get("MainPID", ""), proc)}
+
+
+def main_cwd(pid: str, proc: str) -> Optional[str]:
+    """The working directory of a unit's main process: the release it runs from."""
+    if not pid.isdigit() or pid == "0":
+        return None
+    try:
+        return os.readlink(os.path.join(proc, pid, "cwd"))
+    except OSError:
+        return None
 
 
 def systemctl_show(unit: str) -> str:
-    return subprocess.run(["systemctl", "show", unit, "-p", "ActiveState,SubState,UnitFileState,ControlGroup"],
+    return subprocess.run(["systemctl", "show", unit, "-p", "ActiveState,SubState,UnitFileState,ControlGroup,MainPID"],
                           capture_output=True, text=True).stdout
 
 
@@ -212,7 +224,7 @@ def gather(q: Dict[str, Any], proc: str = "/proc", show: Callable[[str], str] = 
     out["user"] = user(q["user"])
     out["current"] = current(q["current"], q["releases"], q["app_files"])
     procs = processes(proc)
-    out["units"] = {unit: unit_state(show(unit), procs) for unit in q["units"]}
+    out["units"] = {unit: unit_state(show(unit), procs, proc) for unit in q["units"]}
     marker = q["process_marker"]
     out["daemons"] = [u for u, _, argv0 in procs if marker and names_group(argv0, marker)]
     out["site"] = {"enabled": os.path.exists(q["site_link"]), "link": q["site_link"]}

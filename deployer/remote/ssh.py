@@ -25,46 +25,16 @@ from pathlib import Path, PurePosixPath
 import fabric
 import paramiko
 
-from deployer.errors import DeployerError
 from deployer.config.model import Host
+from deployer.remote.connector import Command, CommandFailed, CommandResult, ConnectError  # noqa: F401 - re-exported
 from deployer.secret import Secret, mask_text
 
-Command = tuple[str, ...]
 _known_hosts_lock = threading.Lock()
 
 # paramiko's transport thread logs its own tracebacks ("Error reading SSH protocol
 # banner" from a host that does not answer) and, with no handler configured, Python
 # prints them on stderr. The failure reaches the user once, as deployer's own message.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
-
-
-class ConnectError(DeployerError):
-    pass
-
-
-class CommandFailed(DeployerError):
-    def __init__(self, host: str, argv: Command, result: "CommandResult") -> None:
-        self.host, self.argv, self.result = host, argv, result
-        detail = (result.stderr.strip() or result.stdout.strip()).splitlines()[-5:]
-        super().__init__(f"{brief(argv)} exited {result.code}" + (": " + " | ".join(detail) if detail else ""))
-
-
-def brief(argv: Command) -> str:
-    """A command for an error message: inline scripts shown as <script>, long lists cut."""
-    shown = ["<script>" if "\n" in arg else arg for arg in argv]
-    text = shlex.join(shown)
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def ok(self) -> bool:
-        return self.code == 0
 
 
 class LineStream(io.TextIOBase):
@@ -205,7 +175,7 @@ def make_client(host: Host) -> paramiko.SSHClient:
 
 
 class Remote:
-    """A host reached over SSH: run commands, upload files. Not thread-safe: one per host."""
+    """A host reached over SSH (the ``Connector`` of real hosts): run commands, move files. One per host."""
 
     def __init__(self, host: Host, secrets: tuple[Secret, ...] = (), connect_timeout: int = 10) -> None:
         self.host = host
@@ -303,6 +273,11 @@ class Remote:
         else:
             sftp.put(str(local), str(remote))
         return remote
+
+    def download(self, path: PurePosixPath) -> bytes:
+        buffer = io.BytesIO()
+        self._conn.sftp().getfo(str(path), buffer)
+        return buffer.getvalue()
 
     def cleanup(self) -> None:
         if self._staging is not None:

@@ -27,22 +27,30 @@ from deployer.core import commands as cmd
 from deployer.remote.ssh import CommandFailed, Remote
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, drift, facts_command, facts_failure, parse_facts
+from deployer.core.failure_log import FailureLog, explain, with_response
 from deployer.core.layout import Layout
 from deployer.core.outcomes import DeployStatus, LogResult
 from deployer.config.model import Inventory
 from deployer.core.plan import process_marker, required_links, required_packages, service_units
 from deployer.core.release_env import run_in_release
 from deployer.core.render import RenderedFile
+from deployer.run.failure_report import read_failure_log
 from deployer.core.steps import (HEALTH_DEADLINE, Context, Role, Step, record_step, recovery_steps, resolve,
                                  rollback_hook_steps)
 
 SERVING_DEADLINE = 15.0
+WORKER_SETTLE = 3.0  # a process must still run, same pid, this long after the gate saw it (RestartSec=2)
 
 
 class StepFailed(DeployerError):
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(f"{stage}: {message}")
+    """A stage failed; ``log`` is the tail of the log that says why, its cause line also in the message."""
+
+    def __init__(self, stage: str, message: str, log: FailureLog | None = None) -> None:
+        cause = f" [cause: {log.cause}]" if log is not None and log.cause and log.cause not in message else ""
+        super().__init__(f"{stage}: {message}{cause}")
         self.stage = stage
+        self.message = message
+        self.log = log
 
 
 class Cancelled(DeployerError):
@@ -81,10 +89,12 @@ class HostResult:
     seconds: float = 0.0
     error: str | None = None
     previous: str | None = None
+    log: FailureLog | None = None  # why it failed: the failing unit's (or hook's) last lines and cause
 
     def as_dict(self) -> dict[str, object]:
         return {"host": self.host, "status": self.status, "release": self.release,
-                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error}
+                "previous": self.previous, "seconds": round(self.seconds, 2), "error": self.error,
+                "cause": self.log.cause if self.log else None, "log": self.log.as_dict() if self.log else None}
 
 
 def gather_facts(remote: Remote, inventory: Inventory, files: tuple[RenderedFile, ...]) -> Facts:
@@ -158,6 +168,7 @@ class StepRunner:
         except Exception as exc:  # also a lost connection: still try to leave the host sane
             known = isinstance(exc, (StepFailed, Cancelled, CommandFailed))
             result.error = str(exc) if known else f"{type(exc).__name__}: {exc}"
+            result.log = getattr(exc, "log", None)
             result.status = self.recover(exc) if locked else DeployStatus.FAILED
         finally:
             if self.once is not None and plan.stage_hooks("before_switch", once=True):
@@ -232,7 +243,8 @@ class StepRunner:
                 self.undo_configs()
                 self.live = False
             message = f"cannot install {' '.join(self.plan.install_packages)}: {exc}" if step.stage == "packages" else str(exc)
-            raise StepFailed(step.stage, message) from None
+            failed = StepFailed(step.stage, message)
+            raise (self.explained(failed) if step.explain else failed) from None
         if step.undo is not None:
             self.undo.append(step.undo)
 
@@ -244,24 +256,40 @@ class StepRunner:
         if outcome.code == 0:
             return
         why = f"timed out after {planned.hook.timeout}s" if outcome.timed_out else f"exited {outcome.code}"
-        tail = " | ".join(outcome.output.strip().splitlines()[-3:])
-        error = StepFailed(stage, f"hook {planned.shown} {why}" + (f": {tail}" if tail else ""))
+        log = explain(f"output of {step.unit}", outcome.output)
+        last = log.cause or (log.lines[-1] if log.lines else "")
+        error = StepFailed(stage, f"hook {planned.shown} {why}" + (f": {last}" if last else ""), log)
         if step.role is not Role.SOFT_HOOK:
             raise error
         self.hook_error = self.hook_error or str(error)
 
     def gate(self, health: cmd.Command, timeout: float | None) -> None:
         """Prove the new release is what serves, then that it is healthy through the proxy, then verify."""
-        wait_serving(self.remote, self.ctx)
+        try:
+            seen = wait_serving(self.remote, self.ctx)
+        except StepFailed as exc:
+            raise self.explained(exc) from None
+        if self.plan.workers:
+            settle_workers(self.remote, self.ctx, seen)
         outcome = self.remote.run(health, check=False, timeout=timeout)
         if not outcome.ok:
-            raise StepFailed("health", f"{self.ctx.inventory.app.health} did not answer 2xx within "
-                                       f"{HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}")
+            raise self.explained(StepFailed("health", f"{self.ctx.inventory.app.health} did not answer 2xx within "
+                                                      f"{HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}"),
+                                 outcome.stdout)
         if self.verify is not None:  # before the config backups go: a failed verify restores them
             self.say("verifying")
             failure = self.verify(self.remote)
             if failure:
                 raise StepFailed("verify", failure)
+
+    def explained(self, exc: StepFailed, health_output: str | None = None) -> StepFailed:
+        """``exc`` with the tail of the app's log (and the health check's last answer) that says why."""
+        if exc.log is not None:
+            return exc
+        log = read_failure_log(self.remote, self.ctx.inventory.app)
+        if health_output is not None:
+            log = with_response(log, health_output)
+        return StepFailed(exc.stage, exc.message, log)
 
     # -- failure ------------------------------------------------------------
 
@@ -328,24 +356,41 @@ def quiet_cleanup(remote: Remote) -> None:
         pass
 
 
-def wait_serving(remote: Remote, ctx: Context) -> None:
+def wait_serving(remote: Remote, ctx: Context) -> Facts:
     """Until the app's services and daemons all run from the new release, or the deadline."""
     plan = ctx.plan
     release_path = str(ctx.layout.release(plan.release_id))
     # signalled mod_wsgi daemons first finish their requests, for up to graceful-timeout (host.timeout)
     draining = ctx.host.timeout if plan.restart_app and plan.daemons else 0
     deadline = time.monotonic() + SERVING_DEADLINE + draining
-    expected = plan.services + plan.daemons
+    expected = plan.services + plan.daemons + plan.workers
     while True:
         facts = gather_facts(remote, ctx.inventory, ())
         wrong = {k: v for k, v in facts.serving.items() if k in expected and v != release_path}
         missing = [k for k in expected if k not in facts.serving]
         if not wrong and not missing:
-            return
+            return facts
         if time.monotonic() > deadline:
             detail = ", ".join([f"{k} runs from {v}" for k, v in wrong.items()] + [f"{m} is not running" for m in missing])
             raise StepFailed("serving", f"expected {release_path}: {detail}")
         time.sleep(0.3)
+
+
+def settle_workers(remote: Remote, ctx: Context, seen: Facts) -> None:
+    """A process that exits right after it started (``/usr/bin/env`` found no such command) fails the gate.
+
+    Type=exec reports a start once ``env`` runs; Restart= then starts it again, so one
+    sample could catch it alive. The same pid on the release a little later cannot.
+    """
+    release_path = str(ctx.layout.release(ctx.plan.release_id))
+    time.sleep(WORKER_SETTLE)
+    now = gather_facts(remote, ctx.inventory, ())
+    pid = lambda facts, unit: facts.units[unit].pid if unit in facts.units else 0  # noqa: E731
+    gone = [u for u in ctx.plan.workers
+            if not pid(now, u) or pid(now, u) != pid(seen, u) or now.serving.get(u) != release_path]
+    if gone:
+        raise StepFailed("serving", f"{', '.join(gone)} did not stay up on {release_path} "
+                                    "(it exited or was restarted: see deployer logs)")
 
 
 class LockHeld(DeployerError):

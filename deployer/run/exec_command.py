@@ -9,22 +9,15 @@ command itself sees them.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-import click
-
-from deployer.errors import EXIT_FAILED, EXIT_OK
-from deployer.config.inventory import load_inventory
-from deployer.console import echo
 from deployer.core.layout import Layout
 from deployer.config.model import Host, Inventory
 from deployer.core.release_env import ReleaseEnv, in_release, paths_exist, run_in_release, unit_name
 from deployer.core.render import sandbox_properties
-from deployer.config.selection import select_hosts
+from deployer.remote.connector import ConnectorFactory, ssh_connector
 
 
 @dataclass(frozen=True)
@@ -59,58 +52,22 @@ def exec_on(remote, inventory: Inventory, argv: tuple[str, ...], timeout: int | 
 
 
 def exec_all(inventory: Inventory, hosts: tuple[Host, ...], argv: tuple[str, ...], timeout: int | None,
-             emit: Callable[[str, str], None]) -> list[HostExec]:
+             emit: Callable[[str, str], None], connect: ConnectorFactory = ssh_connector) -> list[HostExec]:
     """Every selected host in parallel; Ctrl-C closes the connections instead of waiting for the commands."""
-    from deployer.run.rollout import Session, parallel
+    from deployer.run.rollout import Session
 
     results: dict[str, HostExec] = {}
 
-    def one(remote) -> None:  # noqa: ANN001
-        try:
-            results[remote.host.name] = exec_on(remote, inventory, argv, timeout, emit)
-        except Exception as exc:  # noqa: BLE001 - a lost connection is this host's result, not a crash
-            results[remote.host.name] = HostExec(remote.host.name, error=f"{type(exc).__name__}: {exc}")
+    def run_all(session: Session) -> None:
+        # any exception is this host's result (a lost connection), not a crash
+        for name, outcome in session.each(lambda r: exec_on(r, inventory, argv, timeout, emit), catch=(Exception,)).items():
+            results[name] = outcome.value if outcome.ok else HostExec(name, error=f"{type(outcome.error).__name__}: {outcome.error}")
 
-    with Session(inventory, hosts) as session:
+    with Session(inventory, hosts, connect) as session:
         for name, error in session.errors.items():
             results[name] = HostExec(name, error=error)
-        worker = threading.Thread(target=parallel, args=(one, session.connected()), daemon=True)
+        worker = threading.Thread(target=run_all, args=(session,), daemon=True)
         worker.start()
         while worker.is_alive():
             worker.join(0.2)
     return [results[h.name] for h in hosts if h.name in results]
-
-
-def exec_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN001 - click decorators
-    """The click command, given the CLI's shared -i/--limit options."""
-
-    @click.command("exec", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-    @inventory_option
-    @limit_option
-    @click.option("--timeout", type=click.IntRange(1, 86400), default=None, metavar="SECONDS",
-                  help="Stop the command on the host after SECONDS.")
-    @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED, metavar="-- CMD...")
-    def exec_(inventory_path: Path, limit: str | None, timeout: int | None, argv: tuple[str, ...]) -> None:
-        """Run CMD on the selected hosts in the current release's environment.
-
-        As the app user, in the current release directory, with the app's env and
-        secrets loaded as its service gets them and the release's virtualenv first
-        on PATH. Output lines carry the host name; secret values are masked.
-        Exit 1 if the command failed on any host.
-
-        Example: deployer exec -i inventories/prod.yml -- flask --app app routes
-        """
-        inventory = load_inventory(inventory_path)
-        hosts = select_hosts(inventory, limit)
-        lock = threading.Lock()
-
-        def emit(host: str, line: str) -> None:
-            with lock:
-                echo(f"{host}: {line}")
-
-        results = exec_all(inventory, hosts, tuple(argv), timeout, emit)
-        for result in results:
-            echo(str(result), err=True)
-        sys.exit(EXIT_OK if results and all(r.ok for r in results) else EXIT_FAILED)
-
-    return exec_

@@ -9,24 +9,17 @@ from __future__ import annotations
 
 import queue
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import click
-
 from deployer.core import journal
-from deployer.errors import EXIT_FAILED, EXIT_OK
-from deployer.config.inventory import load_inventory
 from deployer.config.model import Host, Inventory
 from deployer.console import echo
 from deployer.secret import mask_text
-from deployer.config.selection import select_hosts
 
 if TYPE_CHECKING:  # imported when a command runs: fabric is slow to load for `check`
-    from deployer.remote.ssh import Remote
+    from deployer.remote.connector import Connector
     from deployer.run.rollout import Session
 
 DEFAULT_LINES = 50
@@ -43,12 +36,11 @@ class Collected:
 
 def fetch(session: Session, inventory: Inventory, lines: int, since: str | None, proxy: bool) -> Collected:
     """The last ``lines`` lines of each log on every connected host."""
-    from deployer.remote.ssh import brief
-    from deployer.run.rollout import parallel
+    from deployer.remote.connector import brief
 
     out = Collected()
 
-    def one(remote: Remote) -> None:
+    def one(remote: Connector) -> None:
         name = remote.host.name
         sources, note = journal.host_sources(inventory.app, remote.host, proxy)
         if note:
@@ -63,7 +55,7 @@ def fetch(session: Session, inventory: Inventory, lines: int, since: str | None,
             collected += journal.parse_output(name, source, result.stdout)
         out.lines[name] = collected
 
-    parallel(one, session.connected())
+    session.each(one, catch=())
     return out
 
 
@@ -87,7 +79,7 @@ class Follower:
         self.stopping = threading.Event()
         self.failed = False
 
-    def start(self, remote: Remote, source: journal.Source, lines: int, since: str | None) -> None:
+    def start(self, remote: Connector, source: journal.Source, lines: int, since: str | None) -> None:
         argv = journal.stop_on_close(journal.read_command(source, lines, since, follow=True))
         channel = remote.open_stream(argv)
         self.channels.append(channel)
@@ -95,7 +87,7 @@ class Follower:
         self.threads.append(thread)
         thread.start()
 
-    def _read(self, remote: Remote, source: journal.Source, channel) -> None:  # noqa: ANN001
+    def _read(self, remote: Connector, source: journal.Source, channel) -> None:  # noqa: ANN001
         parser = journal.LineParser(remote.host.name, source)
         pending = b""
         try:
@@ -111,7 +103,7 @@ class Follower:
         finally:
             self.items.put(None)
 
-    def _put(self, remote: Remote, lines: list[journal.LogLine]) -> None:
+    def _put(self, remote: Connector, lines: list[journal.LogLine]) -> None:
         for line in lines:
             self.items.put(mask_text(journal.format_line(line, self.width), remote.secrets))
 
@@ -166,37 +158,6 @@ def stream(session: Session, inventory: Inventory, hosts: tuple[Host, ...], line
         follower.close()
         signal.signal(signal.SIGTERM, previous)
     return not follower.failed
-
-
-def logs_command(inventory_option, limit_option) -> click.Command:  # noqa: ANN001
-    """The ``logs`` command, given the CLI's shared ``-i`` and ``--limit`` options."""
-
-    @click.command("logs")
-    @inventory_option
-    @limit_option
-    @click.option("-n", "--lines", type=click.IntRange(0, 100_000), default=DEFAULT_LINES, show_default=True,
-                  help="Lines per log per host (with --follow: before the new ones).")
-    @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines from every host until Ctrl-C.")
-    @click.option("--since", metavar="TIME", help="journalctl time: '2026-01-31 12:00', 'today', '1h ago'.")
-    @click.option("--proxy", is_flag=True, help="Also the nginx/apache error log.")
-    def logs(inventory_path: Path, limit: str | None, lines: int, follow: bool, since: str | None, proxy: bool) -> None:
-        """The app's journal (and with --proxy the proxy's error log) from every host, merged by time."""
-        from deployer.run.rollout import Session
-
-        since = journal.check_since(since)
-        inventory = load_inventory(inventory_path)
-        hosts = select_hosts(inventory, limit)
-        with Session(inventory, hosts) as session:
-            for name, error in session.errors.items():
-                echo(f"{name}: error: {error}", err=True)
-            if follow:
-                ok = stream(session, inventory, hosts, lines, since, proxy)
-                sys.exit(EXIT_FAILED if session.errors or not ok else EXIT_OK)
-            collected = fetch(session, inventory, lines, since, proxy)
-        show(collected, session, hosts)
-        sys.exit(EXIT_FAILED if session.errors or collected.errors else EXIT_OK)
-
-    return logs
 
 
 def show(collected: Collected, session: Session, hosts: tuple[Host, ...]) -> None:

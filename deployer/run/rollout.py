@@ -12,13 +12,13 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from deployer.artifact.manifest import HostPython, host_python_of
 from deployer.run.apply import HostResult, OnceGate, StepRunner, gather_facts
-from deployer.remote.ssh import Remote
+from deployer.remote.connector import Connector, ConnectorFactory, ssh_connector
+from deployer.remote.fanout import Outcome, fan_out
 from deployer.errors import DeployerError
 from deployer.core.facts import Facts, snapshot_command
 from deployer.core.layout import Layout
@@ -50,24 +50,21 @@ def secrets_of(inventory: Inventory) -> tuple[Secret, ...]:
 
 @dataclass
 class Session:
-    """Open connections to the selected hosts, closed together."""
+    """Open connections to the selected hosts (SSH unless ``connect`` says otherwise), closed together."""
 
     inventory: Inventory
     hosts: tuple[Host, ...]
+    connect: ConnectorFactory = ssh_connector
 
     def __post_init__(self) -> None:
         extra = tuple(tls.key for tls in map(read_tls, self.hosts) if tls)
-        self.remotes = {h.name: Remote(h, secrets=secrets_of(self.inventory) + extra) for h in self.hosts}
+        self.remotes = {h.name: self.connect(h, secrets_of(self.inventory) + extra) for h in self.hosts}
         self.errors: dict[str, str] = {}
 
     def __enter__(self) -> "Session":
-        def connect(remote: Remote) -> None:
-            try:
-                remote.open()
-            except DeployerError as exc:
-                self.errors[remote.host.name] = str(exc)
-
-        parallel(connect, self.remotes.values())
+        for outcome in fan_out(self.remotes.values(), lambda remote: remote.open()):
+            if not outcome.ok:
+                self.errors[outcome.item.host.name] = outcome.message
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,28 +78,22 @@ class Session:
         """A result for every host that could not be reached or read."""
         return {name: HostResult(name, DeployStatus.FAILED, None, error=error) for name, error in self.errors.items()}
 
-    def connected(self) -> list[Remote]:
+    def connected(self) -> list[Connector]:
         return [r for name, r in self.remotes.items() if name not in self.errors]
 
-
-def parallel(func: Callable, items: Iterable, workers: int = 32) -> list:
-    items = list(items)
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(func, items))
+    def each(self, fn: Callable[[Connector], object], catch: tuple[type[BaseException], ...] = (DeployerError,)
+             ) -> dict[str, Outcome]:
+        """``fn`` on every connected host in parallel: each host's outcome, by host name, in host order."""
+        return {o.item.host.name: o for o in fan_out(self.connected(), fn, catch=catch)}
 
 
 def gather_all(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> dict[str, Facts]:
     facts: dict[str, Facts] = {}
-
-    def one(remote: Remote) -> None:
-        try:
-            facts[remote.host.name] = gather_facts(remote, session.inventory, files[remote.host.name])
-        except DeployerError as exc:
-            session.errors[remote.host.name] = str(exc)
-
-    parallel(one, session.connected())
+    for name, outcome in session.each(lambda remote: gather_facts(remote, session.inventory, files[remote.host.name])).items():
+        if outcome.ok:
+            facts[name] = outcome.value
+        else:
+            session.errors[name] = outcome.message
     return facts
 
 
@@ -174,11 +165,12 @@ def deploy(
     serial: int | None = None,
     progress: Progress = lambda host, message: None,
     cancel: threading.Event | None = None,
-    verify: Callable[[Remote], str | None] | None = None,
+    verify: Callable[[Connector], str | None] | None = None,
+    connect: ConnectorFactory = ssh_connector,
 ) -> list[HostResult]:
     cancel = cancel or threading.Event()
     results: dict[str, HostResult] = {}
-    with Session(inventory, hosts) as session:
+    with Session(inventory, hosts, connect) as session:
         ready = prepare(session, render_all(inventory, hosts, reveal_secrets=True))
         results.update(session.failed_results())
         order = [h.name for h in hosts if h.name in ready.plans]
@@ -198,8 +190,8 @@ def deploy(
         batch_size = serial or len(order) or 1
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
-            for outcome in parallel(one, batch):
-                results[outcome.host] = outcome
+            for done in fan_out(batch, one, catch=()):
+                results[done.value.host] = done.value
             if any(results[n].status not in DEPLOY_SUCCESSES for n in batch) or cancel.is_set():
                 for name in order[start + batch_size:]:
                     results[name] = HostResult(name, DeployStatus.SKIPPED, None, error="an earlier batch failed")
@@ -207,7 +199,7 @@ def deploy(
     return [results[h.name] for h in hosts if h.name in results]
 
 
-def snapshot_files(remote: Remote, layout, release_id: str, meta: dict | None = None) -> tuple[RenderedFile, ...]:
+def snapshot_files(remote: Connector, layout, release_id: str, meta: dict | None = None) -> tuple[RenderedFile, ...]:
     """The configs a release was deployed with, read back from the host for a rollback.
 
     Each file's checker and secrecy come from render (``meta``, see ``render.file_metadata``); a file
@@ -245,14 +237,15 @@ def rollback(
     to: str | None = None,
     progress: Progress = lambda host, message: None,
     cancel: threading.Event | None = None,
+    connect: ConnectorFactory = ssh_connector,
 ) -> list[HostResult]:
     """Back to the previous good (or named) release with the configs it was deployed with."""
     cancel = cancel or threading.Event()
     results: dict[str, HostResult] = {}
-    with Session(inventory, hosts) as session:
+    with Session(inventory, hosts, connect) as session:
         results.update(session.failed_results())
 
-        def one(remote: Remote) -> HostResult:
+        def one(remote: Connector) -> HostResult:
             name = remote.host.name
             layout = Layout.of(inventory.app, remote.host)
             try:
@@ -275,6 +268,6 @@ def rollback(
                 outcome.status = DeployStatus.ROLLED_BACK_TO
             return outcome
 
-        for outcome in parallel(one, session.connected()):
-            results[outcome.host] = outcome
+        for done in session.each(one, catch=()).values():
+            results[done.value.host] = done.value
     return [results[h.name] for h in hosts if h.name in results]

@@ -14,8 +14,13 @@ from deployer.stacks.base import AppServer, Command, FileSpec, LogSource, Proxy
 
 
 def wsgi_script_path(app: App) -> PurePosixPath:
-    """The entry script: loads the env file, then imports the app."""
-    return PurePosixPath("/etc") / app.name / "wsgi.py"
+    """deployer's WSGI entry (``app/wsgi.py.j2``), rendered for every app server (render.render_host).
+
+    A folder of its own on gunicorn's and uWSGI's Python path: nothing else there
+    can shadow the app's modules, and its name cannot be one of them (an app's own
+    ``wsgi.py`` is common). mod_wsgi loads it with WSGIScriptAlias.
+    """
+    return PurePosixPath("/etc") / app.name / "wsgi" / "deployer_wsgi.py"
 
 
 class ModWsgi(AppServer):
@@ -28,8 +33,7 @@ class ModWsgi(AppServer):
 
     def files(self, app: App, host: Host, proxy: Proxy) -> tuple[FileSpec, ...]:
         conf = proxy.config_root / "conf-available" / f"{app.name}-wsgi.conf"
-        return (FileSpec(conf, "apache/wsgi-global.conf.j2", proxy.check),
-                FileSpec(wsgi_script_path(app), "app/wsgi.py.j2", tidy=False))
+        return (FileSpec(conf, "apache/wsgi-global.conf.j2", proxy.check),)
 
     def proxy_confs(self, app: App) -> tuple[str, ...]:
         return (f"{app.name}-wsgi",)

@@ -30,10 +30,11 @@ EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+(?:\.\d+)?)")
 
 # In run order; a later check may depend on earlier ones.
 ALL_CHECKS = (
-    "app-user", "current-release", "app-service", "proxy", "wsgi-daemons", "listening", "env-file",
+    "app-user", "current-release", "app-service", "app-processes", "proxy", "wsgi-daemons", "listening", "env-file",
     "health", "static", "tls-cert", "https-redirect", "hsts", "headers-on-404", "unit-security",
 )
 DEPENDS: dict[str, tuple[str, ...]] = {
+    "app-processes": ("current-release",),  # they run from it
     "wsgi-daemons": ("proxy",),  # Apache runs them
     "listening": ("proxy",),
     "static": ("proxy", "current-release"),
@@ -58,6 +59,8 @@ def applicable(s: Settings) -> tuple[str, ...]:
         skip |= {"tls-cert", "https-redirect", "hsts"}
     if not s["app"]["static"]:
         skip.add("static")
+    if not s.get("processes") and not s.get("timers"):
+        skip.add("app-processes")
     return tuple(name for name in ALL_CHECKS if name not in skip)
 
 
@@ -74,7 +77,7 @@ def probe_query(s: Settings) -> dict[str, Any]:
     layout = s["layout"]
     return {
         "user": s["app"]["user"], "current": layout["current"], "releases": layout["releases"],
-        "app_files": s["app"]["app_files"], "units": s["units"] + [s["proxy_service"]],
+        "app_files": s["app"]["app_files"], "units": s["units"] + [s["proxy_service"]] + s.get("processes", []) + s.get("timers", []),
         "process_marker": s["process_marker"], "site_link": s["site_link"], "env_file": layout["env_file"],
         "static_dir": s["app"]["static"]["dir"] if s["app"]["static"] else None,
         "server_name": s["server_name"], "requests": requests, "proxy_test": proxy_test,
@@ -131,6 +134,26 @@ def app_service(s: Settings, p: Probe) -> str | None:
     if wrong:
         return f"{service} runs processes as {', '.join(wrong)} (expected only {s['app']['user']})"
     return None
+
+
+def app_processes(s: Settings, p: Probe) -> str | None:
+    """Each process unit active, enabled, only the app user, from the current release; each timer armed."""
+    user, target = s["app"]["user"], p["current"].get("target")
+    problems = []
+    for unit in s.get("processes", []):
+        state = p["units"].get(unit) or {}
+        problem = _unit_problem(p, unit)
+        wrong = sorted(set(state.get("users", [])) - {user})
+        if problem:
+            problems.append(problem)
+        elif not state.get("users"):
+            problems.append(f"{unit} has no processes")
+        elif wrong:
+            problems.append(f"{unit} runs processes as {', '.join(wrong)} (expected only {user})")
+        elif state.get("cwd") != target:
+            problems.append(f"{unit} runs from {state.get('cwd') or 'an unknown directory'}, not the current release {target}")
+    problems += [r for r in (_unit_problem(p, u) for u in s.get("timers", [])) if r]
+    return "; ".join(problems) or None
 
 
 def wsgi_daemons(s: Settings, p: Probe) -> str | None:
@@ -300,6 +323,7 @@ def unit_security(s: Settings, p: Probe) -> str | None:
 
 JUDGES: dict[str, Callable[[Settings, Probe], str | None]] = {
     "app-user": app_user, "current-release": current_release, "app-service": app_service,
+    "app-processes": app_processes,
     "wsgi-daemons": wsgi_daemons, "proxy": proxy, "listening": listening, "env-file": env_file,
     "health": health, "static": static, "tls-cert": tls_cert, "https-redirect": https_redirect,
     "hsts": hsts, "headers-on-404": headers_on_404, "unit-security": unit_security,

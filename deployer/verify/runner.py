@@ -19,11 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deployer.errors import UsageError
-from deployer.remote.ssh import Remote
 from deployer.config.model import Host, Inventory
 from deployer.core.hostview import HostView
 from deployer.core.outcomes import CheckOutcome
-from deployer.run.rollout import parallel, read_tls, secrets_of
+from deployer.remote.connector import Connector, ConnectorFactory
+from deployer.remote.fanout import fan_out
+from deployer.run.rollout import read_tls, secrets_of
 from deployer.secret import Secret, mask_text
 from deployer.verify import suite
 from deployer.verify.checks import applicable, judge_all, probe_query, settings
@@ -105,10 +106,11 @@ def _last_line(text: str) -> str:
 
 def verify_all(inventory: Inventory, hosts: tuple[Host, ...], *, tests_dir: Path | None = None,
                keyword: str | None = None) -> list[HostReport]:
-    return parallel(lambda h: verify_host(inventory, h, tests_dir=tests_dir, keyword=keyword), hosts)
+    return [o.value for o in fan_out(hosts, lambda h: verify_host(inventory, h, tests_dir=tests_dir, keyword=keyword),
+                                     catch=())]
 
 
-def builtin_over(remote: Remote, inventory: Inventory) -> HostReport:
+def builtin_over(remote: Connector, inventory: Inventory) -> HostReport:
     """The built-in checks over an open connection, judged here: one probe round trip, no pytest.
 
     The same probe and judges as the pytest suite of ``deployer verify``; a deploy
@@ -127,15 +129,30 @@ def builtin_over(remote: Remote, inventory: Inventory) -> HostReport:
     return HostReport(remote.host.name, checks, seconds=time.monotonic() - started)
 
 
-def deploy_verifier(inventory: Inventory) -> Callable[[Remote], str | None]:
+def deploy_verifier(inventory: Inventory) -> Callable[[Connector], str | None]:
     """For ``deploy``: verify one host after its health gate; the reason it failed, or None.
 
     Built-in checks first, over the deploy's own connection; the user's tests
     (``verify.tests``) then run in a pytest process as ``deployer verify`` runs them.
     """
-    def verify(remote: Remote) -> str | None:
+    def verify(remote: Connector) -> str | None:
         failure = builtin_over(remote, inventory).failure()
         if failure is None and inventory.verify_tests is not None:
             failure = verify_host(inventory, remote.host, tests_dir=inventory.verify_tests, builtin=False).failure()
         return failure
     return verify
+
+
+def builtin_all(inventory: Inventory, hosts: tuple[Host, ...], connect: ConnectorFactory) -> list[HostReport]:
+    """The built-in checks of every host judged in this process over ``connect``'s connections.
+
+    No pytest process and no user tests: what ``deploy`` runs after its health gate,
+    for hosts reached another way than SSH (the in-memory fake of the CLI tests).
+    """
+    from deployer.run.rollout import Session
+
+    with Session(inventory, hosts, connect) as session:
+        reports = {name: (o.value if o.ok else HostReport(name, error=o.message))
+                   for name, o in session.each(lambda remote: builtin_over(remote, inventory)).items()}
+        reports.update({name: HostReport(name, error=error) for name, error in session.errors.items()})
+    return [reports[h.name] for h in hosts]

@@ -52,9 +52,9 @@ def boot(root: Path, unit: str, binds: list[str], timeout: int = 240) -> subproc
 
 def wsgi_parser(files) -> callable:
     """parse_env_file from the rendered mod_wsgi entry script (without running its loader)."""
-    script = next(x.content for x in files if x.path.name == "wsgi.py")
+    script = next(x.content for x in files if x.path.name == "deployer_wsgi.py")
     namespace: dict = {}
-    exec(script.split("\nload_env_file()\n")[0], namespace)  # noqa: S102 - our own rendered code
+    exec(script.split("\nif LOAD_ENV:\n")[0], namespace)  # noqa: S102 - our own rendered code
     return namespace["parse_env_file"]
 
 
@@ -162,7 +162,9 @@ def test_app_units_serve_and_restart_without_dropping(server, release_venv: Path
         if file.check == "systemd":
             (units / file.path.name).write_text(file.content)
         elif str(file.path).startswith("/etc/hello/"):
-            (etc / file.path.name).write_text(file.content)
+            target = etc / file.path.relative_to("/etc/hello")  # the WSGI entry sits in /etc/hello/wsgi/
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(file.content)
     (data / "driver.sh").write_text(DRIVER)
     (data / "driver.sh").chmod(0o755)
     (units / "driver.service").write_text(

@@ -151,9 +151,6 @@ CHECKS: dict[str, Callable[[str, str], None]] = {
 SHAPES = sorted(p.name for p in APPS.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 # Shapes deployer cannot serve yet, each with what fails (strict: a fix makes the test fail until removed here).
 KNOWN_FAILURES: dict[str, str] = {
-    "basic_auth": "mod_wsgi drops the Authorization header (no WSGIPassAuthorization): 401 on lab3",
-    "no_proxyfix": "without ProxyFix the app sees the proxy's hop (remote_addr '' over the unix socket)",
-    "non_ascii_env": "mod_wsgi's env loader runs under Apache's C locale: UnicodeEncodeError, HTTP 500 on lab3",
     "old_gunicorn": "the gunicorn unit passes --no-control-socket, which gunicorn 20.1 does not know",
 }
 

@@ -335,7 +335,7 @@ def test_hash_lines_are_checked_against_what_was_fetched(tmp_path, index):
 
 
 def test_plan_says_what_was_resolved_and_for_which_interpreter(tmp_path, index):
-    from deployer.cli import dependencies_line
+    from deployer.cli.rollout import dependencies_line
 
     app = app_at(tmp_path / "app", {"app.py": "", "requirements.txt": offline(index, "deployerredis==5.0.1")})
     artifact = build_artifact(app, python=HOSTS, cache_dir=tmp_path / "cache")

@@ -98,7 +98,7 @@ def test_wsgi_entry_points(hello):
 
 @pytest.mark.parametrize("factory", [False, True], ids=["app", "factory"])
 def test_mod_wsgi_entry_script_loads_env_then_app(factory, tmp_path, monkeypatch):
-    """The rendered /etc/<app>/wsgi.py: env file into os.environ, then the app (or its factory)."""
+    """The rendered /etc/<app>/wsgi/deployer_wsgi.py: env file into os.environ, then the app (or its factory)."""
     from werkzeug.test import Client
 
     from deployer.config.model import WsgiTarget
@@ -111,8 +111,8 @@ def test_mod_wsgi_entry_script_loads_env_then_app(factory, tmp_path, monkeypatch
     files = {str(x.path): x.content for x in render_host(f.inventory(host, app_=app), host, reveal_secrets=True)}
     env_file = tmp_path / "env"
     env_file.write_text(files["/etc/hello/env"])
-    script = files["/etc/hello/wsgi.py"].replace('ENV_FILE = "/etc/hello/env"', f'ENV_FILE = "{env_file}"')
-    assert script != files["/etc/hello/wsgi.py"]
+    script = files["/etc/hello/wsgi/deployer_wsgi.py"].replace('ENV_FILE = "/etc/hello/env"', f'ENV_FILE = "{env_file}"')
+    assert script != files["/etc/hello/wsgi/deployer_wsgi.py"]
 
     monkeypatch.delenv("APP_GREETING", raising=False)
     monkeypatch.delenv("APP_SECRET_KEY", raising=False)

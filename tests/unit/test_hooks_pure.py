@@ -136,6 +136,7 @@ def test_in_release_is_a_transient_service_of_the_app_user_with_the_env_file() -
         "--setenv=VIRTUAL_ENV=/srv/hello/releases/r1/.venv",
         "--setenv=PYTHONUNBUFFERED=1",
         "--setenv=PYTHONDONTWRITEBYTECODE=1",
+        "--setenv=LANG=C.UTF-8",
         "--", "/usr/bin/env", "--", "flask", "--app", "app", "migrate",
     )
 

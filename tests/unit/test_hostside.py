@@ -160,6 +160,19 @@ def test_facts_of_a_host_with_nothing_deployed(tmp_path) -> None:
     assert out["disk_free_mb"] > 0  # measured where the root would be created
 
 
+def test_facts_find_the_apps_process_and_timer_units_by_their_marker(tmp_path) -> None:
+    units = {"hello-worker.service": "# deployer-unit: app=hello kind=process\n",
+             "hello-tick.timer": "# deployer-unit: app=hello kind=timer\n",
+             "hello-api-worker.service": "# deployer-unit: app=hello-api kind=process\n",  # another app's
+             "hello-mine.service": "[Service]\nExecStart=/bin/true\n",  # made by hand
+             "hello-worker.service.deployer-old": "# deployer-unit: app=hello kind=process\n",  # a backup
+             "hello.service": "# Managed by deployer for hello\n"}
+    for name, text in units.items():
+        (tmp_path / name).write_text(text)
+    assert facts.managed_units("hello", str(tmp_path)) == ["hello-tick.timer", "hello-worker.service"]
+    assert facts.managed_units("hello", str(tmp_path / "absent")) == []
+
+
 def test_a_lock_with_unreadable_info_is_still_held(tmp_path) -> None:
     (tmp_path / ".deployer" / "lock").mkdir(parents=True)
     (tmp_path / ".deployer" / "lock" / "info").write_text("{not json")
@@ -308,7 +321,9 @@ def test_probe_counts_a_units_processes_by_cgroup_not_by_name_prefix(tmp_path) -
                                     (me, ["/system.slice/hello.service-other"], "(wsgi:hello)")])
     show = f"ActiveState=active\nSubState=running\nUnitFileState=enabled\nControlGroup={cg}\n"
     assert probe.unit_state(show, procs) == {"active": "active", "sub": "running", "enabled": "enabled",
-                                             "users": [me], "processes": 2}
+                                             "users": [me], "processes": 2, "cwd": None}
+    fake_process(proc, 23, ["python"], cgroups=(cg,), cwd=tmp_path / "releases" / "r2")
+    assert probe.unit_state(show + "MainPID=23\n", procs, str(proc))["cwd"] == str(tmp_path / "releases" / "r2")
     assert probe.unit_state("ActiveState=inactive\nControlGroup=\n", procs)["processes"] == 0
 
 
@@ -336,7 +351,8 @@ def test_probe_judges_current_and_finds_a_static_file(tmp_path) -> None:
     (rel / "static" / "b" / "z.css").touch()
     (tmp_path / "current").symlink_to("releases/r1")
     got = probe.current(str(tmp_path / "current"), str(tmp_path / "releases"), ["hello.py", "hello/__init__.py"])
-    assert got == {"link": "releases/r1", "exists": True, "in_releases": True, "has_app": True, "has_venv": True}
+    assert got == {"link": "releases/r1", "exists": True, "in_releases": True, "has_app": True, "has_venv": True,
+                   "target": str(rel)}
     assert probe.first_static_file(str(tmp_path / "current" / "static")) == "b/z.css"
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "current").unlink()

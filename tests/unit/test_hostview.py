@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path, PurePosixPath
 
-from deployer.cli import describe_inventory
+from deployer.cli.inventory import describe_inventory
 from deployer.config.model import Host
 from deployer.core.hostview import HostView, host_from_json, host_json
 from tests import factories as f
@@ -20,7 +20,7 @@ def every_field_set() -> Host:
                   ssh_key=Path("/controller/id_ed25519"), become=True, known_hosts=Path("/controller/known_hosts"),
                   host_key_policy="accept-new", server="mod_wsgi", proxy="apache", http_port=8080,
                   https_port=8443, workers=5, threads=1, timeout=60, deploy_root=PurePosixPath("/opt"),
-                  client_max_body_size="10m")
+                  client_max_body_size="10m", trust_proxy_headers=False)
     defaults = Host(name="x", address="y")
     same = [fl.name for fl in dataclasses.fields(Host) if getattr(host, fl.name) == getattr(defaults, fl.name)]
     assert same == [], f"give these a non-default value here: {same}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from deployer.cli import exit_code_for
+from deployer.cli.common import exit_code_for
 from deployer.core.outcomes import CheckOutcome, DeployStatus, LogResult
 from deployer.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from deployer.run.apply import HostResult
@@ -21,7 +21,8 @@ def test_the_words_are_the_ones_scripts_already_read() -> None:
 def test_json_and_tables_show_the_bare_value() -> None:
     result = HostResult("web1", DeployStatus.ROLLED_BACK, "r2", 1.234, "boom", "r1")
     assert json.dumps(result.as_dict()) == (
-        '{"host": "web1", "status": "rolled-back", "release": "r2", "previous": "r1", "seconds": 1.23, "error": "boom"}')
+        '{"host": "web1", "status": "rolled-back", "release": "r2", "previous": "r1", "seconds": 1.23, "error": "boom", '
+        '"cause": null, "log": null}')
     assert f"{result.status:<12}|" == "rolled-back |"
     report = HostReport("web1", [CheckResult("health", CheckOutcome.SKIPPED, "not checked")])
     assert '"outcome": "skipped"' in json.dumps(report.as_dict())

@@ -28,15 +28,15 @@ TLS = TlsMaterial(cert="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-
 
 EXPECTED = {
     ("gunicorn", "nginx"): ["/etc/nginx/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                            "/etc/systemd/system/hello.service", "/etc/hello/env"],
+                            "/etc/systemd/system/hello.service", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("uwsgi", "nginx"): ["/etc/nginx/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                         "/etc/systemd/system/hello.service", "/etc/hello/uwsgi.ini", "/etc/hello/env"],
+                         "/etc/systemd/system/hello.service", "/etc/hello/uwsgi.ini", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("gunicorn", "apache"): ["/etc/apache2/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                             "/etc/systemd/system/hello.service", "/etc/hello/env"],
+                             "/etc/systemd/system/hello.service", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("uwsgi", "apache"): ["/etc/apache2/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                          "/etc/systemd/system/hello.service", "/etc/hello/uwsgi.ini", "/etc/hello/env"],
+                          "/etc/systemd/system/hello.service", "/etc/hello/uwsgi.ini", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("mod_wsgi", "apache"): ["/etc/apache2/sites-available/hello.conf", "/etc/apache2/conf-available/hello-wsgi.conf",
-                             "/etc/hello/wsgi.py", "/etc/hello/env"],
+                             "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
 }
 TLS_FILES = ["/etc/hello/tls/cert.pem", "/etc/hello/tls/key.pem"]
 
@@ -138,7 +138,7 @@ def test_apache_mod_wsgi_site():
     site = files["/etc/apache2/sites-available/hello.conf"].content
     assert ("WSGIDaemonProcess hello user=hello group=hello processes=2 threads=2 "
             "python-home=/srv/hello/current/.venv python-path=/srv/hello/current home=/srv/hello/current") in site
-    assert "WSGIScriptAlias / /etc/hello/wsgi.py" in site and "WSGIApplicationGroup %{GLOBAL}" in site
+    assert "WSGIScriptAlias / /etc/hello/wsgi/deployer_wsgi.py" in site and "WSGIApplicationGroup %{GLOBAL}" in site
     assert "RequestHeader unset X-Forwarded-For" in site
     assert "WSGIRestrictEmbedded" not in site.replace("(WSGIRestrictEmbedded)", "")
     assert "WSGIRestrictEmbedded On" in files["/etc/apache2/conf-available/hello-wsgi.conf"].content
@@ -162,7 +162,8 @@ def test_units():
     uwsgi = render("uwsgi")
     ini = uwsgi["/etc/hello/uwsgi.ini"].content
     assert "http-socket = /run/hello.sock" in ini and "protocol = http" in ini
-    assert "virtualenv = /srv/hello/current/.venv" in ini and "module = app:app" in ini
+    assert "virtualenv = /srv/hello/current/.venv" in ini and "module = deployer_wsgi:application" in ini
+    assert "pythonpath = /etc/hello/wsgi\n" in ini
     assert "vacuum" not in ini.replace("never `vacuum`", "")
     assert "hook-master-start = unix_signal:15 gracefully_kill_them_all" in ini
     assert "ExecStart=/usr/bin/uwsgi --ini /etc/hello/uwsgi.ini" in uwsgi["/etc/systemd/system/hello.service"].content
@@ -173,11 +174,12 @@ def test_factory_target():
 
     app = f.app(wsgi=WsgiTarget("app", "create_app", factory=True))
     for server, path, needle in (
-        ("gunicorn", "/etc/systemd/system/hello.service", " app:create_app()\n"),
-        ("uwsgi", "/etc/hello/uwsgi.ini", "module = app:create_app()\n"),
-        ("mod_wsgi", "/etc/hello/wsgi.py", "FACTORY = True\n"),
+        ("gunicorn", "/etc/systemd/system/hello.service", " --pythonpath /etc/hello/wsgi deployer_wsgi:application\n"),
+        ("uwsgi", "/etc/hello/uwsgi.ini", "module = deployer_wsgi:application\n"),
+        ("gunicorn", "/etc/hello/wsgi/deployer_wsgi.py", "FACTORY = True\n"),
+        ("mod_wsgi", "/etc/hello/wsgi/deployer_wsgi.py", "FACTORY = True\n"),
     ):
-        host = f.host(server=server, proxy="apache")
+        host = f.host(server=server, proxy="apache" if server == "mod_wsgi" else "nginx")
         files = {str(x.path): x.content for x in render_host(f.inventory(host, app_=app), host)}
         assert needle in files[path]
 

@@ -146,9 +146,9 @@ def python_shape(text: str) -> str:
 def env_parser():
     """wsgi.py's parse_env_file: systemd's EnvironmentFile= grammar, as deployed."""
     files = rendered(inventory_text({"server": "mod_wsgi", "proxy": "apache"}))
-    source = next(v for k, v in files.items() if k.endswith("/wsgi.py"))
+    source = next(v for k, v in files.items() if k.endswith("/deployer_wsgi.py"))
     namespace: dict[str, object] = {}
-    exec(compile(source.split("\nload_env_file()\n")[0], "wsgi.py", "exec"), namespace)  # noqa: S102
+    exec(compile(source.split("\nif LOAD_ENV:\n")[0], "wsgi.py", "exec"), namespace)  # noqa: S102
     return namespace["parse_env_file"]
 
 

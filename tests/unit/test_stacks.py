@@ -43,7 +43,7 @@ PROVIDES = {
               "templates": {"systemd/app.socket.j2", "systemd/uwsgi.service.j2", "uwsgi/uwsgi.ini.j2"},
               "verify_checks": ("app-service", "unit-security"), "proxies": ("nginx", "apache")},
     "mod_wsgi": {"packages": ("libapache2-mod-wsgi-py3",), "units": (), "markers": ("(wsgi:hello)",),
-                 "templates": {"apache/wsgi-global.conf.j2", "app/wsgi.py.j2"},
+                 "templates": {"apache/wsgi-global.conf.j2"},  # app/wsgi.py.j2: every server, render_host
                  "verify_checks": ("wsgi-daemons",), "proxies": ("apache",)},
 }
 
@@ -211,7 +211,7 @@ def test_a_new_server_renders_plans_logs_and_verifies_without_other_modules_know
     host = inventory.hosts[0]
     files = {str(file.path): file for file in render_host(inventory, host)}
     assert list(files) == ["/etc/nginx/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                           "/etc/systemd/system/hello.service", "/etc/hello/env"]
+                           "/etc/systemd/system/hello.service", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"]
     assert "waitress-serve --unix-socket=/run/hello.sock" in files["/etc/systemd/system/hello.service"].content
     assert files["/etc/systemd/system/hello.service"].check == Check.SYSTEMD
     assert required_packages(host)[-1] == "python3-waitress"

@@ -206,7 +206,12 @@ class RecordingHost:
         return [tuple(STAMP.sub(NOW, a.replace(str(UPLOADED), str(STAGING))) for a in argv) for argv in self.calls]
 
     def framing(self, argv: tuple[str, ...]) -> bool:
-        """The runner's own: the lock around the steps, and the facts it reads to recheck and to gate."""
+        """The runner's own: the lock around the steps, the facts it reads to recheck and to gate, and
+        the app's log it reads when a unit or the health check fails (the cause in the error)."""
+        from deployer.core.failure_log import log_command
+
+        if argv == log_command(f.app(), self.host):
+            return True
         state = "/srv/hello/.deployer"
         lock = (cmd.sh('mkdir -p "$1"', state), cmd.release_lock(_layout()))
         return (argv[:3] == FACTS or argv in lock
@@ -271,7 +276,7 @@ def test_plan_lines_show_each_argv_the_runner_sends() -> None:
 
 
 class FakeSSH(RecordingHost):
-    """Stands in for ``remote.ssh.Remote`` in a Session: every host cold, the new release serving once live."""
+    """The connection a Session gets (``connect`` below): every host cold, the new release serving once live."""
 
     opened: dict[str, "FakeSSH"] = {}
 
@@ -291,21 +296,22 @@ class FakeSSH(RecordingHost):
 ARTIFACT_ID = "20261202T120000Z-dddddddddddd"
 
 
+def connect(host, secrets):  # noqa: ANN001, ANN201 - a ConnectorFactory
+    return FakeSSH(host, secrets)
+
+
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """The release and venv tree as if built (no wheels, no pip); SSH replaced by FakeSSH."""
+    """The release and venv tree as if built (no wheels, no pip)."""
     from types import SimpleNamespace
 
     import deployer.artifact.release as release
     import deployer.artifact.venv as venv
-    import deployer.run.rollout as rollout
-
     artifact = SimpleNamespace(release_id=ARTIFACT_ID, content_hash="d" * 64, req_hash="req9", python="3.11",
                                app_tarball=Path("/controller/app.tar.gz"), wheel_names=("flask-3.0.0-py3-none-any.whl",),
                                target=None, declared="requirements.txt")
     monkeypatch.setattr(release, "build_artifact", lambda app, python: artifact)
     monkeypatch.setattr(venv, "venv_tree", lambda art, path: venv.VenvTree(Path("/controller/venv.tar.gz"), "e" * 64, True))
-    monkeypatch.setattr(rollout, "Remote", FakeSSH)
     FakeSSH.opened = {}
 
 
@@ -313,17 +319,18 @@ def test_deployer_plan_prints_the_argv_deploy_then_sends(project, offline) -> No
     from click.testing import CliRunner
 
     from deployer.cli import main
+    from deployer.cli.common import Wiring
     from deployer.config.inventory import load_inventory
     from deployer.run import rollout
 
     path = write(project, BASE)
-    result = CliRunner().invoke(main, ["plan", "-i", str(path)])
+    result = CliRunner().invoke(main, ["plan", "-i", str(path)], obj=Wiring(connect=connect))
     assert result.exit_code == 0, result.output
     printed = [line.split("      $ ", 1)[1] for line in result.output.splitlines() if line.startswith("      $ ")]
     assert "[live]" in result.output and any(p.startswith("useradd ") for p in printed)
 
     inventory = load_inventory(path)
-    (outcome,) = rollout.deploy(inventory, inventory.hosts)
+    (outcome,) = rollout.deploy(inventory, inventory.hosts, connect=connect)
     assert outcome.status == "deployed", outcome
     remote = FakeSSH.opened["web1"]
     sent = [a for a in remote.planned_form() if not remote.framing(a)]

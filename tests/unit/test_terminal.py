@@ -73,13 +73,13 @@ def test_deploy_human_output_is_printable_and_json_keeps_the_data(tmp_path: Path
 
 
 def test_errors_are_printable(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
-    from deployer import cli
+    from deployer.cli import state
     from deployer.errors import DeployerError
 
     def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise DeployerError("web1: cannot read host state: exit 1: " + TITLE)
 
-    monkeypatch.setattr(cli, "_read_hosts", fail)
+    monkeypatch.setattr(state, "read_hosts", fail)
     result = CliRunner().invoke(main, ["releases", "-i", str(inventory_file(tmp_path))])
     assert result.exit_code == 1 and "\x1b" not in result.stderr and "exit 1: \\x1b]0;pwned" in result.stderr
 
@@ -99,7 +99,7 @@ def test_logs_and_exec_lines_are_printable(tmp_path: Path, monkeypatch, capsys) 
     out, err = capsys.readouterr()
     assert "\x1b" not in out + err and '"\\x1b]0;pwned\\x07"' in out and "\\x1b[2J" in err
 
-    def fake_exec_all(inventory, hosts, argv, timeout, emit):  # noqa: ANN001, ANN202
+    def fake_exec_all(inventory, hosts, argv, timeout, emit, connect=None):  # noqa: ANN001, ANN202
         emit("web1", "printed " + TITLE)
         return [exec_command.HostExec("web1", 0)]
 

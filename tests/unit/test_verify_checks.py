@@ -81,7 +81,7 @@ def test_which_checks_apply() -> None:
     assert {"wsgi-daemons", "tls-cert", "https-redirect", "hsts"} <= set(mod_wsgi)
     no_static = f.inventory(f.host(), app_=f.app(static=None))
     assert "static" not in applicable(settings(no_static, no_static.hosts[0]))
-    assert set(ALL_CHECKS) == set(applicable(host_settings("gunicorn", "nginx", tls=True))) | {"wsgi-daemons"}
+    assert set(ALL_CHECKS) == set(applicable(host_settings("gunicorn", "nginx", tls=True))) | {"wsgi-daemons", "app-processes"}
 
 
 def test_prerequisites_run_before_what_depends_on_them() -> None:
