@@ -283,13 +283,7 @@ class StepRunner:
                 raise StepFailed("verify", failure)
 
     def explained(self, exc: StepFailed, health_output: str | None = None) -> StepFailed:
-        """``exc`` with the tail of the app's log (and the health check's last answer) that says why."""
-        if exc.log is not None:
-            return exc
-        log = read_failure_log(self.remote, self.ctx.inventory.app)
-        if health_output is not None:
-            log = with_response(log, health_output)
-        return StepFailed(exc.stage, exc.message, log)
+        return explained(self.remote, self.ctx, exc, health_output)
 
     # -- failure ------------------------------------------------------------
 
@@ -335,6 +329,16 @@ class StepRunner:
 
     def record(self, result: LogResult) -> None:
         quiet(self.remote, resolve(record_step(self.ctx, result).argv, {}, now()))
+
+
+def explained(remote: Remote, ctx: Context, exc: StepFailed, health_output: str | None = None) -> StepFailed:
+    """``exc`` with the tail of the app's log (and the health check's last answer) that says why."""
+    if exc.log is not None:
+        return exc
+    log = read_failure_log(remote, ctx.inventory.app)
+    if health_output is not None:
+        log = with_response(log, health_output)
+    return StepFailed(exc.stage, exc.message, log)
 
 
 def now() -> str:
