@@ -228,9 +228,16 @@ def requirements_lock_hash(wheels: Mapping[str, str], target: HostPython) -> str
     return hashlib.sha256(canonical_json(doc)).hexdigest()
 
 
-def manifest_of(files: Sequence[AppFile], python: str, req_hash: str, wheel_names: Sequence[str]) -> dict:
-    """The manifest without its own hash; ``content_hash`` is the sha256 of this."""
+def manifest_of(files: Sequence[AppFile], python: str, req_hash: str, wheel_names: Sequence[str],
+                config_files: Sequence[str] = ()) -> dict:
+    """The manifest without its own hash; ``content_hash`` is the sha256 of this.
+
+    ``config_files`` (``app.files`` paths) are links the host puts in the release: a
+    new one is a new release (only listed when there are any, so other hashes stay).
+    """
+    extra = {"config_files": sorted(config_files)} if config_files else {}
     return {
+        **extra,
         "format": MANIFEST_FORMAT,
         "python": python,
         "requirements": {"req_hash": req_hash, "wheels": sorted(wheel_names)},
@@ -255,8 +262,9 @@ class IgnoreRules:
     """Which app-relative paths stay out of a release, and why (no I/O)."""
 
     def __init__(self, shared: Sequence[str] = (), secrets_file: str | None = None,
-                 ignore_lines: Sequence[str] = ()) -> None:
+                 ignore_lines: Sequence[str] = (), config_files: Sequence[str] = ()) -> None:
         self.shared = tuple(PurePosixPath(p) for p in shared)
+        self.config_files = frozenset(config_files)
         self.secrets_file = secrets_file
         self.spec = pathspec.GitIgnoreSpec.from_lines(ignore_lines) if ignore_lines else None
 
@@ -274,6 +282,8 @@ class IgnoreRules:
             return "secret"
         if any(path == s or s in path.parents for s in self.shared):
             return "shared path (lives in shared/ on the host)"
+        if rel in self.config_files:
+            return "app.files (rendered from the inventory's template on the host)"
         if rel == IGNORE_FILE:
             return IGNORE_FILE
         if self.spec is not None and self.spec.match_file(rel + "/" if is_dir else rel):

@@ -42,7 +42,7 @@ def build_artifact(app: App, *, python: str | HostPython = "3.11", cache_dir: Pa
     files = collect_app_files(app)  # before pip: source problems are cheap to report
     declared = detect(app)
     wheels = ensure_wheels(Path(app.source), declared, files, target=target, cache_dir=cache_dir)
-    manifest = manifest_of(files, target.minor, wheels.req_hash, wheels.wheels)
+    manifest = manifest_of(files, target.minor, wheels.req_hash, wheels.wheels, [f.path for f in app.files])
     content_hash = content_hash_of(manifest)
     manifest_bytes = json.dumps({**manifest, "content_hash": content_hash}, sort_keys=True,
                                 indent=1, ensure_ascii=False).encode() + b"\n"

@@ -55,7 +55,8 @@ def collect_app_files(app: App) -> list[AppFile]:
         raise SourceError(source, ["the app source is not a directory"])
     real_source = source.resolve()
     problems: list[str] = []
-    rules = IgnoreRules(app.shared, _secrets_rel(app, real_source), _ignore_lines(source, problems))
+    rules = IgnoreRules(app.shared, _secrets_rel(app, real_source), _ignore_lines(source, problems),
+                        [f.path for f in app.files])
     if (source / ".deployer").exists() or (source / ".deployer").is_symlink():
         problems.append("'.deployer' is reserved for deployer's manifest: rename it")
 
@@ -75,6 +76,7 @@ def collect_app_files(app: App) -> list[AppFile]:
         dirnames[:] = keep_dirs  # os.walk descends only into these; links are not followed
     found.sort(key=lambda f: f.path.split("/"))
     problems += release_link_problems(found, host_links(app))
+    problems += linked_parent_problems(found, host_links(app))
     if problems:
         raise SourceError(source, problems)
     return found
@@ -136,7 +138,27 @@ def host_links(app: App) -> dict[str, str]:
     """The links deployer makes in every release on the host, all to outside it."""
     links = {VENV_LINK: "the release's venv (<app_root>/venvs/<req_hash>)"}
     links.update({str(p): f"a shared path (<app_root>/shared/{p})" for p in app.shared})
+    links.update({f.path: f"an app.files link (/etc/{app.name}/files/{f.path})" for f in app.files})
     return links
+
+
+def linked_parent_problems(files: Sequence[AppFile], host_made: Mapping[str, str]) -> list[str]:
+    """A path deployer links on the host must have real directories (or nothing) above it in the release.
+
+    The host makes those links as root inside the unpacked release: a shipped link on the
+    way (``pkg -> ../elsewhere``) would have root place it wherever that link leads.
+    """
+    kinds = {f.path: f.kind for f in files}
+    problems = []
+    for rel in sorted(host_made):
+        parts = PurePosixPath(rel).parts
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if kinds.get(parent, "dir") != "dir":
+                problems.append(f"{parent}: is a {kinds[parent]} in the app, but {rel} (which deployer links on the host) "
+                                "lies under it: make it a directory")
+                break
+    return problems
 
 
 def release_link_problems(files: Sequence[AppFile], outside: Mapping[str, str]) -> list[str]:

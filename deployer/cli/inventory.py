@@ -46,6 +46,7 @@ def describe_inventory(inventory: Inventory, hosts: tuple[Host, ...]) -> dict[st
             "env": dict(app.env),
             "secrets": {name: str(value) for name, value in app.secrets.items()},
             "shared": list(app.shared),
+            "files": {f.path: str(f.template) for f in app.files},
             "static": {"url": app.static.url, "dir": app.static.dir} if app.static else None,
             "keep_releases": app.keep_releases,
             "hooks": {stage: [mask_text(str(h), app.secrets.values()) + (" (run_once)" if h.run_once else "")

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from deployer.config.dotenv import parse_dotenv
 from deployer.errors import InventoryError, Problem
-from deployer.config.model import Inventory
+from deployer.config.model import App, Inventory
 from deployer.config.schema import validate
 from deployer.config.yamldoc import YamlDoc, YamlSyntaxError, key_path, parse
+from deployer.core.templating import AppTemplateProblem, render_config
 
 MAX_BYTES = 1 << 20  # an inventory or secrets file of a megabyte is a mistake or an attack
 TLS_DIRS_VARIABLE = "DEPLOYER_TLS_DIRS"  # colon-separated: more places tls files may come from
@@ -93,7 +94,26 @@ def load_inventory(path: str | Path) -> Inventory:
         if secret_problems:
             raise InventoryError(secret_problems)
         inventory = dataclasses.replace(inventory, app=dataclasses.replace(app, secrets=secrets))
+    if inventory.app.files:
+        inventory = dataclasses.replace(inventory, app=with_config_files(inventory.app))
     return inventory
+
+
+def with_config_files(app: App) -> App:
+    """Read each ``app.files`` template and render it once (secrets masked): a problem names the template's line."""
+    files, problems = [], []
+    context = {"env": dict(app.env), "secrets": {k: str(v) for k, v in app.secrets.items()}, "app": app.name, "host": "-"}
+    for item in app.files:
+        label = display_path(item.template)
+        text = read_text(item.template, label, f"template of app.files {item.path}")
+        try:
+            render_config(text, context)
+        except AppTemplateProblem as exc:
+            problems.append(Problem(label, exc.line, "", f"app.files {item.path}: {exc.message}"))
+        files.append(dataclasses.replace(item, text=text))
+    if problems:
+        raise InventoryError(problems)
+    return dataclasses.replace(app, files=tuple(files))
 
 
 def pem_problems(inventory: Inventory, doc: YamlDoc, label: str) -> list[Problem]:

@@ -94,6 +94,19 @@ class TLS:
 
 
 @dataclass(frozen=True)
+class ConfigFile:
+    """``app.files``: a file the app reads at ``path`` (release-relative), rendered from ``template``.
+
+    ``text`` is the template's source, read by the loader; rendering (with env and
+    secrets) happens in ``deployer.core.render``, sandboxed.
+    """
+
+    path: str
+    template: Path  # on the controller
+    text: str = ""
+
+
+@dataclass(frozen=True)
 class App:
     name: str
     source: Path  # absolute, on the controller
@@ -104,6 +117,7 @@ class App:
     secrets: dict[str, Secret] = field(default_factory=dict)
     secrets_file: Path | None = None
     shared: tuple[str, ...] = ()
+    files: tuple[ConfigFile, ...] = ()
     static: Static | None = None
     keep_releases: int = 5
     hooks: Hooks = field(default_factory=Hooks)

@@ -21,6 +21,7 @@ from typing import Any
 
 from deployer.errors import Problem
 from deployer.config.model import (
+    ConfigFile,
     HOOK_STAGES,
     HOOK_TIMEOUT,
     HOST_KEY_POLICIES,
@@ -44,7 +45,7 @@ from deployer.stacks import PROXIES, SERVERS, combination_problem
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
     "name", "source", "wsgi", "requirements", "health", "env",
-    "secrets", "shared", "static", "keep_releases", "hooks", "processes", "timers",
+    "secrets", "shared", "files", "static", "keep_releases", "hooks", "processes", "timers",
 )
 HOOK_KEYS = ("run", "shell", "run_once", "timeout")
 PROCESS_KEYS = ("run", "stop_timeout")
@@ -307,6 +308,42 @@ def rel_path(value: Any) -> str:
     return value.rstrip("/")
 
 
+DOTTED_PATH_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9._-]*(/[A-Za-z0-9_.][A-Za-z0-9._-]*)*")
+
+
+def app_path(value: Any) -> str:
+    """``shared`` and ``files`` paths: like ``rel_path``, and a part may start with '.' (``static/.webassets-cache``)."""
+    expected = "a relative path inside the app (letters, digits, '.', '_', '-', no '..')"
+    if isinstance(value, str) and any(part in ("", ".", "..") for part in value.rstrip("/").split("/")):
+        if ".." in value.split("/") or value.startswith("/"):
+            raise Invalid(expected, " (it leaves the app)")
+        raise Invalid(expected, " (no empty or '.' parts)")
+    if not isinstance(value, str) or not DOTTED_PATH_RE.fullmatch(value.rstrip("/")):
+        raise Invalid(expected, _bad_char(value, DOTTED_PATH_RE) if isinstance(value, str) else "")
+    return value.rstrip("/")
+
+
+def inside(path: str, parent: str) -> bool:
+    """``path`` is ``parent`` or lies under it (both app-relative, normalised)."""
+    return path == parent or path.startswith(parent + "/")
+
+
+def reserved(path: str) -> bool:
+    return any(inside(path, name) for name in (".venv", ".deployer"))
+
+
+def config_file_conflict(target: str, shared: tuple[str, ...], static: Static | None, seen: list[str]) -> str | None:
+    """Why ``app.files`` cannot put a file at ``target``, or None."""
+    if reserved(target):
+        return "is reserved by deployer"
+    if any(inside(s, target) for s in shared):
+        return "is a shared path (or holds one): a config file must be a file"
+    if static is not None and inside(target, static.dir):
+        return f"is inside the static folder '{static.dir}': the proxy would serve it to anyone"
+    clash = next((s for s in seen if inside(target, s) or inside(s, target)), None)
+    return f"overlaps '{clash}'" if clash else None
+
+
 def url_path(value: Any) -> str:
     if not isinstance(value, str) or not URL_PATH_RE.fullmatch(value.rstrip("/") or "/"):
         detail = _bad_char(value, URL_PATH_RE) if isinstance(value, str) else ""
@@ -528,6 +565,7 @@ class _Validator:
             self.needs.append(FileNeed(path + ("secrets",), secrets_file, "file"))
         shared = self.shared(path + ("shared",), raw.get("shared", []))
         static = self.static(path + ("static",), raw.get("static"), source)
+        files = self.config_files(path + ("files",), raw.get("files"), shared, static)
         keep = self.field(path + ("keep_releases",), raw.get("keep_releases", 5), integer(2, 100))
         hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
         processes = self.processes(path + ("processes",), raw.get("processes"))
@@ -536,7 +574,7 @@ class _Validator:
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
-            env=env, secrets_file=secrets_file, shared=shared, static=static, keep_releases=keep,
+            env=env, secrets_file=secrets_file, shared=shared, files=files, static=static, keep_releases=keep,
             hooks=hooks, processes=processes, timers=timers,
         )
 
@@ -664,16 +702,43 @@ class _Validator:
             return ()
         seen: list[str] = []
         for index, item in enumerate(value):
-            converted = self.field(path + (index,), item, rel_path)
+            converted = self.field(path + (index,), item, app_path)
             if converted is None:
                 continue
             if converted in seen:
                 self.problem(path + (index,), f"'{converted}' is listed twice")
-            elif converted in (".venv", ".deployer"):
+            elif reserved(converted):
                 self.problem(path + (index,), f"'{converted}' is reserved by deployer")
+            elif any(inside(converted, other) or inside(other, converted) for other in seen):
+                # deployer links each shared path into the release; one inside another would have
+                # root make a link through a directory the app owns
+                other = next(o for o in seen if inside(converted, o) or inside(o, converted))
+                self.problem(path + (index,), f"'{converted}' overlaps '{other}': list the outer one only")
             else:
                 seen.append(converted)
         return tuple(seen)
+
+    def config_files(self, path: tuple[str | int, ...], value: Any, shared: tuple[str, ...],
+                     static: Static | None) -> tuple[ConfigFile, ...]:
+        """``files: {instance/config.py: templates/config.py.j2}``: where the app reads it, its template."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            self.problem(path, f"expected a mapping of app-relative path: template file, got {describe(value)}")
+            return ()
+        found: list[ConfigFile] = []
+        for key, template in value.items():
+            target = self.field(path + (key,), key, app_path)
+            source = self.field(path + (key,), template, local_path)
+            if target is None or source is None:
+                continue
+            why = config_file_conflict(target, shared, static, [f.path for f in found])
+            if why:
+                self.problem(path + (key,), f"'{target}' {why}")
+                continue
+            found.append(ConfigFile(target, self.local(source)))
+            self.needs.append(FileNeed(path + (key,), found[-1].template, "file"))
+        return tuple(found)
 
     def static(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> Static | None:
         if value is None:

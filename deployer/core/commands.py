@@ -35,23 +35,30 @@ def create_user(name: str, home: PurePosixPath) -> Command:
             "--shell", "/usr/sbin/nologin", name)
 
 
-def prepare_dirs(layout: Layout, user: str, ssh_user: str, shared: Iterable[str]) -> Command:
+def prepare_dirs(layout: Layout, user: str, ssh_user: str, shared: Iterable[str],
+                 shared_links: Iterable[tuple[str, PurePosixPath]] = ()) -> Command:
     """The app root's directories; those under ``shared/`` created by the app user itself.
 
     ``shared/`` belongs to the app, so whatever is in it may be a link the app
     planted (``shared/instance -> /usr/local/bin``). Root following it would hand
     the target to the app; the app user following it can reach only what it
-    could reach anyway, and fails on anything it does not own.
+    could reach anyway, and fails on anything it does not own. The same holds for
+    nested shared paths (``pkg/static/.webassets-cache``: ``install -d`` makes the
+    parents, as the app) and for ``shared_links``: (path under shared/, target)
+    links to the root-owned ``app.files`` that the app user makes in its own dirs.
     """
     script = (
-        'set -e; root=$1 user=$2 ssh_user=$3; shift 3; cd /\n'
+        'set -e; root=$1 user=$2 ssh_user=$3 count=$4; shift 4; cd /\n'
         'install -d -m 0755 "$root" "$root/releases" "$root/venvs"\n'
         'install -d -m 0755 -o "$user" -g "$user" "$root/shared"\n'
         'install -d -m 0700 "$root/.deployer"\n'
         'install -d -m 0700 -o "$ssh_user" "$root/.deployer/uploads"\n'
-        'for p in "$@"; do runuser -u "$user" -- install -d -m 0750 "$root/shared/$p"; done\n'
+        'while [ "$count" -gt 0 ]; do runuser -u "$user" -- install -d -m 0750 "$root/shared/$1"; shift; count=$((count-1)); done\n'
+        'while [ $# -gt 0 ]; do runuser -u "$user" -- sh -c \'mkdir -p "$(dirname "$1")" && ln -sfn "$2" "$1"\' sh "$root/shared/$1" "$2"; shift 2; done\n'
     )
-    return sh(script, layout.app_root, user, ssh_user, *shared)
+    shared = tuple(shared)
+    pairs = [str(x) for rel, target in shared_links for x in (rel, target)]
+    return sh(script, layout.app_root, user, ssh_user, len(shared), *shared, *pairs)
 
 
 def take_lock(layout: Layout, info: dict[str, object]) -> Command:
@@ -65,19 +72,29 @@ def release_lock(layout: Layout) -> Command:
 
 
 def unpack_release(layout: Layout, release_id: str, tarball: PurePosixPath, req_hash: str,
-                   shared: Iterable[str]) -> Command:
-    """Unpack into a temp dir, link venv and shared paths, then rename: a release appears whole or not at all."""
+                   shared: Iterable[str], file_links: Iterable[tuple[str, PurePosixPath]] = ()) -> Command:
+    """Unpack into a temp dir, link venv, shared paths and ``app.files``, then rename: a release appears whole or not at all.
+
+    Root makes these links only inside the fresh, root-owned temp dir: a nested
+    shared path's parents (``pkg/static`` of ``pkg/static/.webassets-cache``) are
+    the release's own directories, never a path the app can write (schema: no
+    shared path inside another; source: no shipped link on the way).
+    """
     script = (
-        'set -e; final=$1 tar=$2 venv=$3 shared_root=$4; shift 4; tmp="$final.partial"\n'
+        'set -e; final=$1 tar=$2 venv=$3 shared_root=$4 count=$5; shift 5; tmp="$final.partial"\n'
         'rm -rf "$tmp"; mkdir -p "$tmp"\n'
         'tar -xzf "$tar" -C "$tmp" --touch --no-same-owner --no-same-permissions\n'
         'chmod -R u=rwX,go=rX "$tmp"\n'
         'ln -sfn "../../venvs/$venv" "$tmp/.venv"\n'
-        'for p in "$@"; do rm -rf "$tmp/$p"; mkdir -p "$(dirname "$tmp/$p")"; ln -s "$shared_root/$p" "$tmp/$p"; done\n'
+        'while [ "$count" -gt 0 ]; do p=$1; shift; count=$((count-1))\n'
+        '  rm -rf "$tmp/$p"; mkdir -p "$(dirname "$tmp/$p")"; ln -s "$shared_root/$p" "$tmp/$p"; done\n'
+        'while [ $# -gt 0 ]; do rm -rf "$tmp/$1"; mkdir -p "$(dirname "$tmp/$1")"; ln -s "$2" "$tmp/$1"; shift 2; done\n'
         'mkdir -p "$tmp/.deployer"; rm -f "$tar"\n'
         'mv -T "$tmp" "$final"\n'
     )
-    return sh(script, layout.release(release_id), tarball, req_hash, layout.shared, *shared)
+    shared = tuple(shared)
+    pairs = [str(x) for rel, target in file_links for x in (rel, target)]
+    return sh(script, layout.release(release_id), tarball, req_hash, layout.shared, len(shared), *shared, *pairs)
 
 
 def relink_venv(layout: Layout, release_id: str, req_hash: str) -> Command:

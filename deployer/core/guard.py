@@ -42,6 +42,7 @@ NOT_INTERPOLATED = {
     "env_pairs": "checked with the env policy",
     "argv": "process and timer commands: quoted word by word into ExecStart (jobs.exec_words)",
     "on_calendar": "checked against jobs.CALENDAR_RE where it is rendered",
+    "files": "app.files: the app's own templates, rendered sandboxed into files of their own (core.templating)",
 }
 
 

@@ -5,6 +5,7 @@
     <deploy_root>/<app>/shared/<path>       persists across releases (linked in)
     <deploy_root>/<app>/venvs/<req-hash>/   virtualenvs, reused while requirements match
     /etc/<app>/env                          environment + secrets, 0640 root:<app>
+    /etc/<app>/files/<path>                 app.files (config the app reads), 0640 root:<app>
     /run/<app>.sock                         app socket, owned by a systemd .socket unit
 """
 
@@ -64,6 +65,14 @@ class Layout:
         return self.etc_dir / "env"
 
     @property
+    def files_dir(self) -> PurePosixPath:
+        """``app.files`` live here (root:<app> 0640) and are linked to from where the app reads them."""
+        return self.etc_dir / "files"
+
+    def config_file(self, rel: str) -> PurePosixPath:
+        return self.files_dir / rel
+
+    @property
     def socket(self) -> PurePosixPath:
         return PurePosixPath("/run") / f"{self.app}.sock"
 
@@ -71,3 +80,19 @@ class Layout:
     def state_dir(self) -> PurePosixPath:
         """deployer's own bookkeeping on the host: lock, release log."""
         return self.app_root / ".deployer"
+
+
+def config_links(app: App, layout: Layout) -> tuple[tuple[tuple[str, PurePosixPath], ...], tuple[tuple[str, PurePosixPath], ...]]:
+    """``app.files`` links: (those under a shared path, made by the app user; those in the release, made at unpack).
+
+    Each pair is (app-relative path, /etc/<app>/files/<path>). Under a shared path the
+    path is given relative to ``shared/`` (the link lives in the app's own directory).
+    """
+    in_shared, in_release = [], []
+    for item in app.files:
+        target = layout.config_file(item.path)
+        if any(item.path.startswith(s + "/") for s in app.shared):
+            in_shared.append((item.path, target))
+        else:
+            in_release.append((item.path, target))
+    return tuple(in_shared), tuple(in_release)

@@ -22,6 +22,7 @@ import jinja2
 from deployer.core import jobs
 from deployer.core import templating
 from deployer.core.guard import check_context
+from deployer.core.templating import render_config, uses_secrets
 from deployer.core.layout import PROXY_GROUP, Layout
 from deployer.config.model import App, Host, Inventory
 from deployer.secret import Secret
@@ -285,6 +286,8 @@ def render_host(
         )
     )
 
+    files.extend(config_files(app, host, reveal_secrets=reveal_secrets))
+
     # TLS material, verbatim from the controller (the key masked unless revealed).
     if host.tls is not None and tls is not None:
         files.append(RenderedFile(tls_cert_path(app), _with_newline(tls.cert)))
@@ -297,6 +300,22 @@ def flag_secret_files(files: list[RenderedFile], secrets: Iterable[Secret]) -> t
     """Every file whose content carries a secret's value is secret too (an override template can put one anywhere)."""
     values = [s.reveal() for s in secrets if s.reveal()]
     return tuple(replace(f, secret=True) if not f.secret and any(v in f.content for v in values) else f for f in files)
+
+
+def config_files(app: App, host: Host, *, reveal_secrets: bool) -> tuple[RenderedFile, ...]:
+    """``app.files``: each template with env and secrets, 0640 root:<app> under /etc/<app>/files.
+
+    The loader rendered each once already, so a template problem is reported with
+    the inventory's FILE:LINE before anything reaches this point.
+    """
+    layout = Layout.of(app, host)
+    secrets = {k: v.reveal() if reveal_secrets else str(v) for k, v in app.secrets.items()}
+    context = {"env": dict(app.env), "secrets": secrets, "app": app.name, "host": host.name}
+    out = []
+    for item in app.files:
+        out.append(RenderedFile(layout.config_file(item.path), render_config(item.text, context), mode=0o640,
+                                group=app.user, secret=uses_secrets(item.text)))  # plan shows a secret file's size only
+    return tuple(out)
 
 
 def _render_spec(inventory: Inventory, spec: FileSpec, ctx: Mapping[str, object]) -> RenderedFile:

@@ -19,7 +19,7 @@ from deployer.config.model import Host, Inventory
 from deployer.core import commands as cmd
 from deployer.core.facts import Facts, Release
 from deployer.core import jobs
-from deployer.core.layout import Layout
+from deployer.core.layout import Layout, config_links
 from deployer.core.outcomes import LogResult
 from deployer.core.plan import HostPlan, PlannedHook
 from deployer.core.release_env import ReleaseEnv, in_release, logged, unit_name
@@ -130,8 +130,9 @@ def prepare_steps(ctx: Context, payload: Payload) -> list[Step]:
     if plan.create_user:
         out.append(Step(f"create system user {app.user}", "the app runs as it", cmd.create_user(app.user, layout.app_root),
                         stage="user"))
+    in_shared, in_release = config_links(app, layout)
     out.append(Step("prepare the release, venv, shared and state dirs", "always: owners and modes are kept right",
-                    cmd.prepare_dirs(layout, app.user, ctx.host.ssh_user, app.shared), stage="dirs"))
+                    cmd.prepare_dirs(layout, app.user, ctx.host.ssh_user, app.shared, in_shared), stage="dirs"))
     if plan.build_venv:
         tree = Upload(VENV_UPLOAD, payload.venv_tarball)
         out.append(Step("build virtualenv offline from uploaded wheels", f"no venv {plan.req_hash} on the host",
@@ -140,7 +141,7 @@ def prepare_steps(ctx: Context, payload: Payload) -> list[Step]:
         tarball = Upload("app.tar.gz", payload.app_tarball)
         out.append(Step(f"upload release {plan.release_id}", "new code", stage="release", uploads=(tarball,),
                         say=f"uploading release {plan.release_id}",
-                        argv=cmd.unpack_release(layout, plan.release_id, tarball.path, plan.req_hash, app.shared)))
+                        argv=cmd.unpack_release(layout, plan.release_id, tarball.path, plan.req_hash, app.shared, in_release)))
     else:
         out.append(Step(f"release {plan.release_id} already on host: link its venv", "same code as a release there",
                         cmd.relink_venv(layout, plan.release_id, plan.req_hash), stage="release"))

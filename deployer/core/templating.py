@@ -8,6 +8,11 @@ to lists and dicts; on top of it a template cannot touch a ``Secret`` (it prints
 ``***``, ``reveal`` is refused) nor call a controller ``Path``'s I/O methods
 (``host.tls.key.read_text()``, ``app.source.write_text(...)``). The built-in
 templates use attributes, filters and macros only, so they render the same.
+
+The app's own ``app.files`` templates render in the same sandbox with only plain data
+in reach: ``env``, ``secrets`` (values; ``***`` unless revealed), ``app`` (its name) and
+``host`` (the host's name). One that names ``secrets`` renders a secret file: ``plan``
+shows that it changes, never its lines.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import PurePath
 from typing import Any
 
 import jinja2
+from jinja2 import meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from deployer.errors import EXIT_BAD_INPUT, DeployerError
@@ -85,3 +91,46 @@ def template_location(exc: BaseException, name: str, env: jinja2.Environment) ->
     if not frames:
         return name
     return f"{frames[-1].filename}:{frames[-1].lineno}"
+
+
+# -- the app's own templates (``app.files``) ---------------------------------------------
+
+APP_CONTEXT = ("env", "secrets", "app", "host")
+
+
+class AppTemplateProblem(Exception):
+    """An ``app.files`` template that cannot render: ``line`` in it (0 when unknown) and why."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def app_environment() -> jinja2.Environment:
+    """The same sandbox, no loader: an app template sees only the plain data it is given."""
+    return DeployerSandbox(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+
+
+_APP_ENV = app_environment()
+
+
+def uses_secrets(text: str) -> bool:
+    """Whether an ``app.files`` template reads ``secrets`` at all (then what it renders is secret)."""
+    return "secrets" in meta.find_undeclared_variables(_APP_ENV.parse(text))
+
+
+def render_config(text: str, context: Mapping[str, object]) -> str:
+    """Render an ``app.files`` template (names: env, secrets, app, host); ``AppTemplateProblem`` if it cannot."""
+    try:
+        unknown = sorted(meta.find_undeclared_variables(_APP_ENV.parse(text)) - set(APP_CONTEXT))
+        if unknown:
+            raise AppTemplateProblem(0, f"unknown name {unknown[0]!r} (a template sees {', '.join(APP_CONTEXT)})")
+        return _APP_ENV.from_string(text).render(dict(context))
+    except jinja2.TemplateSyntaxError as exc:
+        raise AppTemplateProblem(exc.lineno or 0, f"template syntax: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise AppTemplateProblem(0, f"refused by the template sandbox: {exc}") from None
+    except jinja2.UndefinedError as exc:
+        raise AppTemplateProblem(0, f"{exc.message} (env and secrets hold exactly the inventory's names)") from None
+    except RENDER_ERRORS as exc:
+        raise AppTemplateProblem(0, f"cannot render: {exc}") from None

@@ -77,6 +77,8 @@ class Findings:
     static: tuple[str, str] | None = None  # (url, dir)
     blueprint_static: list[tuple[str, str]] = field(default_factory=list)  # (blueprint, dir) served by the app
     instance: str | None = None  # why the instance folder should be shared, or None
+    caches: list[tuple[str, str]] = field(default_factory=list)  # (nested shared path, why): caches the app writes
+    config_files: list[tuple[str, str]] = field(default_factory=list)  # (app.files path, why): files it reads
     health: str = "/healthz"
     env: list[EnvRead] = field(default_factory=list)
     configs: list[ConfigRead] = field(default_factory=list)
@@ -395,16 +397,43 @@ def inspect_app(directory: Path) -> Findings:
     found.instance = find_instance(directory, best)
     found.health = find_health(routes(directory, trees), notes)
     found.env, found.configs = env_reads((tree, path.relative_to(directory).as_posix()) for tree, path in trees)
+    found.caches = asset_caches(found, trees)
     _config_notes(found)
     return found
+
+
+ASSET_MODULES = ("flask_assets", "webassets")
+ASSET_CACHE = ".webassets-cache"  # webassets' default cache directory, inside the static folder
+
+
+def asset_caches(found: Findings, trees: list[tuple[ast.Module, Path]]) -> list[tuple[str, str]]:
+    """webassets (Flask-Assets) writes ``<static folder>/.webassets-cache`` at run time: a nested shared path.
+
+    Found by an import of flask_assets/webassets or the name in the code; the release is
+    read-only, so without it the app fails on its first asset build.
+    """
+    if found.static is None:
+        return []
+    for tree, path in trees:
+        for node in ast.walk(tree):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            named = (isinstance(node, ast.Constant) and isinstance(node.value, str) and ASSET_CACHE in node.value
+                     and "\n" not in node.value)  # a name in the code, not a docstring's prose
+            if named or any(m.split(".")[0] in ASSET_MODULES for m in imported):
+                where = f"{path.relative_to(found.directory).as_posix()}:{node.lineno}"
+                return [(f"{found.static[1]}/{ASSET_CACHE}", f"{where}: webassets writes its cache in the static folder")]
+    return []
 
 
 def _config_notes(found: Findings) -> None:
     for read in found.configs:
         if read.how == "from_pyfile":
             where = "instance/" if found.instance else ""
-            found.notes.append(f"{read.file}:{read.line} loads {where}{read.target} (from_pyfile): it must exist on each "
-                               f"host{' (under shared/instance)' if where else ''}; it is not in the release")
+            if REL_PATH_RE.fullmatch(f"{where}{read.target}"):
+                found.config_files.append((f"{where}{read.target}", f"{read.file}:{read.line} (from_pyfile)"))
+            found.notes.append(f"{read.file}:{read.line} loads {where}{read.target} (from_pyfile): render it with "
+                               f"app.files (a template beside the inventory, env and secrets filled in on deploy)")
         elif read.how == "from_envvar":
             found.notes.append(f"{read.file}:{read.line} loads the settings file named by ${read.target}: "
                                "set it under env and put that file on each host")

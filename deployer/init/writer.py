@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import click
 
@@ -57,11 +57,32 @@ def requirements_line(found: Findings) -> str:
     return commented("  requirements: requirements.txt", "FILL IN: this file is missing")
 
 
+def shared_lines(found: Findings) -> list[str]:
+    """``shared``: the instance folder, and caches the app writes inside its package (nested paths)."""
+    if not found.instance and not found.caches:
+        return [commented("  # shared: [instance]", "paths kept across releases (SQLite, uploads)")]
+    lines = ["  shared:\n"]
+    if found.instance:
+        lines.append(commented("    - instance", "Flask's instance folder: kept across releases (SQLite, uploads)"))
+    lines += [commented(f"    - {scalar(path)}", why) for path, why in found.caches]
+    return lines
+
+
+def files_lines(found: Findings) -> list[str]:
+    """``files``: config files the code loads, each rendered from a template the user writes (commented)."""
+    if not found.config_files:
+        return [commented("  # files: {instance/config.py: config.py.j2}", "config files rendered with env and secrets")]
+    lines = [commented("  # files:", "files the app reads: write each template (Jinja: env, secrets), then uncomment")]
+    for path, why in found.config_files:
+        template = PurePosixPath(path).name + ".j2"
+        lines.append(commented(f"  #   {scalar(path)}: {scalar(template)}", why))
+    return lines
+
+
 def app_lines(found: Findings, source: str) -> list[str]:
     static = (commented(f"  static: {{url: {found.static[0]}, dir: {scalar(found.static[1])}}}", "served by the proxy itself")
               if found.static else commented("  # static: {url: /static, dir: static}", "a folder the proxy serves itself"))
-    shared = (commented("  shared: [instance]", "Flask's instance folder: kept across releases (SQLite, uploads)")
-              if found.instance else commented("  # shared: [instance]", "paths kept across releases (SQLite, uploads)"))
+    shared = shared_lines(found)
     blueprints = [commented(f"  #   blueprint {name}: {folder}/", "served by the app (one static folder goes to the proxy)")
                   for name, folder in found.blueprint_static]
     return [
@@ -72,7 +93,8 @@ def app_lines(found: Findings, source: str) -> list[str]:
         requirements_line(found),
         commented(f"  health: {found.health}", "must answer 2xx (no redirect) through the proxy after a deploy"),
         *env_block(found),
-        shared,
+        *shared,
+        *files_lines(found),
         static,
         *blueprints,
         commented("  keep_releases: 5"),
@@ -121,6 +143,8 @@ def summary(found: Findings) -> list[str]:
     lines.append(f"  dependencies: {deps}")
     lines.append(f"  static:       {f'{found.static[1]}/ at {found.static[0]}' if found.static else 'none'}")
     lines.append(f"  instance:     {f'shared: [instance] ({found.instance})' if found.instance else 'not used'}")
+    lines += [f"  shared:       {path} ({why})" for path, why in found.caches]
+    lines += [f"  files:        {path} ({why}): write its template" for path, why in found.config_files]
     lines.append(f"  health:       {found.health}")
     if found.env:
         lines.append(f"  reads env:    {', '.join(r.name + (' (secret)' if r.secret else '') for r in found.env)}")

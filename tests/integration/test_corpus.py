@@ -10,6 +10,7 @@ redeployed with a code change (the write survives) and verified with ``deployer 
 from __future__ import annotations
 
 import base64
+import hashlib
 import http.client
 import json
 import shutil
@@ -99,7 +100,17 @@ def prepare(shape: str, app: CorpusApp) -> dict[str, str]:
     if shape == "non_ascii_env":
         app.doc["app"]["env"] = dict(SETTINGS)
         app.save()
+    if shape == "pyfile_config":  # init proposes files: {instance/config.py: config.py.j2}, commented: write it
+        (app.root / "inv" / "config.py.j2").write_text(CONFIG_TEMPLATE)
+        app.doc["app"]["env"] = {"GREETING": PYFILE_GREETING}
+        app.doc["app"]["files"] = {"instance/config.py": "config.py.j2"}
+        app.secrets(SECRET_KEY=PYFILE_SECRET)
     return {}
+
+
+PYFILE_SECRET = "corpus-only-pyfile-key-5e1a"
+PYFILE_GREETING = "Grüezi from instance/config.py"
+CONFIG_TEMPLATE = "SECRET_KEY = {{ secrets.SECRET_KEY | tojson }}\nGREETING = {{ env.GREETING | tojson }}\n"
 
 
 def check_login_redirect(address: str, name: str) -> None:
@@ -125,6 +136,21 @@ def check_no_proxyfix(address: str, name: str) -> None:
     assert status == 200 and (seen["remote_addr"], seen["host"], seen["scheme"]) == (controller, address, "http"), (name, seen)
 
 
+def check_pyfile_config(address: str, name: str) -> None:
+    status, body, _ = request(address, "GET", "/config")
+    expected = {"greeting": PYFILE_GREETING, "secret_key_sha256": hashlib.sha256(PYFILE_SECRET.encode()).hexdigest()}
+    assert status == 200 and json.loads(body) == expected, (name, body[-300:])
+
+
+def check_webassets_cache(address: str, name: str) -> None:
+    status, body, _ = request(address, "GET", "/")
+    seen = json.loads(body) if status == 200 else {}
+    # written at startup through the release's link into shared/, which outlives releases
+    assert seen.get("cache") == "/srv/webassets-cache/shared/gallery/static/.webassets-cache", (name, body[-300:])
+    assert seen["bundle"].startswith("bundle-") and seen["size"] > 0, (name, seen)
+    assert request(address, "GET", "/static/site.css")[0] == 200, name
+
+
 def check_sdist_dep(address: str, name: str) -> None:
     status, body, _ = request(address, "GET", "/")
     assert status == 200 and "'--loud': True" in body, (name, body[-300:])
@@ -147,6 +173,7 @@ CHECKS: dict[str, Callable[[str, str], None]] = {
     "pyproject_only": check_pyproject_only, "uv_lock": check_uv_lock,
     "login_redirect": check_login_redirect, "basic_auth": check_basic_auth,
     "non_ascii_env": check_non_ascii_env, "no_proxyfix": check_no_proxyfix, "sdist_dep": check_sdist_dep,
+    "pyfile_config": check_pyfile_config, "webassets_cache": check_webassets_cache,
 }
 SHAPES = sorted(p.name for p in APPS.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
 # Shapes deployer cannot serve yet, each with what fails (strict: a fix makes the test fail until removed here).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import contextlib
 import os
 import shutil
 import subprocess
@@ -34,12 +35,15 @@ UNIT = "hello-exec-0123456789ab.service"
 
 
 def test_prepare_dirs_creates_the_shared_paths_as_the_app_user() -> None:
-    command = cmd.prepare_dirs(LAYOUT, "hello", "deploy", ("instance", "uploads/images"))
-    assert command[:2] == ("sh", "-c") and command[3:] == ("sh", "/srv/hello", "hello", "deploy", "instance", "uploads/images")
+    link = ("instance/config.py", PurePosixPath("/etc/hello/files/instance/config.py"))
+    command = cmd.prepare_dirs(LAYOUT, "hello", "deploy", ("instance", "pkg/static/.webassets-cache"), (link,))
+    assert command[:2] == ("sh", "-c") and command[3:] == (
+        "sh", "/srv/hello", "hello", "deploy", "2", "instance", "pkg/static/.webassets-cache",
+        "instance/config.py", "/etc/hello/files/instance/config.py")
     script = command[2].splitlines()
-    assert script[-1] == 'for p in "$@"; do runuser -u "$user" -- install -d -m 0750 "$root/shared/$p"; done'
     under_shared = [line for line in script if "$root/shared/" in line]
-    assert under_shared == [script[-1]], "root itself must not touch a path under shared/"
+    assert len(under_shared) == 2, under_shared
+    assert all('runuser -u "$user" --' in line for line in under_shared), "root itself must not touch a path under shared/"
 
 
 def _can_run_as_another_user() -> str | None:
@@ -68,6 +72,36 @@ def test_prepare_dirs_does_not_hand_a_linked_target_to_the_app() -> None:
         assert (victim.stat().st_uid, oct(victim.stat().st_mode & 0o777)) == (0, "0o755")
     finally:
         shutil.rmtree(base)
+
+
+@contextlib.contextmanager
+def sandbox_root():
+    """A deploy root in a temp dir (0755) with a root-owned ``victim`` dir beside it, removed after."""
+    base = Path(tempfile.mkdtemp(prefix="deployer-hardening-"))
+    try:
+        base.chmod(0o755)
+        (base / "victim").mkdir(mode=0o755)
+        yield base, Layout("hello", PurePosixPath(base)), base / "victim"
+    finally:
+        shutil.rmtree(base)
+
+
+@pytest.mark.skipif(_can_run_as_another_user() is not None, reason="needs root and runuser")
+def test_nested_shared_paths_and_file_links_are_made_by_the_app_user_and_no_further() -> None:
+    """A nested shared path and an app.files link under shared/: the app's, and a planted parent link stops it."""
+    with sandbox_root() as (base, layout, victim):
+        nested, links = ("instance", "pkg/static/.webassets-cache"), (("instance/config.py", PurePosixPath("/etc/x")),)
+        first = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", nested, links), capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr
+        shared = base / "hello" / "shared"
+        cache, config = shared / "pkg" / "static" / ".webassets-cache", shared / "instance" / "config.py"
+        assert [(p.lstat().st_uid, oct(p.lstat().st_mode & 0o777)) for p in (shared / "pkg", cache)] == [(1, "0o755"), (1, "0o750")]
+        assert config.is_symlink() and os.readlink(config) == "/etc/x" and config.lstat().st_uid == 1
+        shutil.rmtree(shared / "pkg")
+        (shared / "pkg").symlink_to(victim)  # the app plants a link where a nested path's parent was
+        again = subprocess.run(cmd.prepare_dirs(layout, "daemon", "root", nested, links), capture_output=True, text=True)
+        assert again.returncode != 0
+        assert list(victim.iterdir()) == [] and victim.stat().st_uid == 0
 
 
 # -- finding 11: hook and exec arguments reach the command as written ---------------------
@@ -171,3 +205,26 @@ def test_mark_bad_never_creates_a_release_dir(tmp_path: Path) -> None:
     (tmp_path / "hello" / "releases" / "r2").mkdir(parents=True)
     subprocess.run(cmd.mark_bad(layout, "r2", "health"), check=True)
     assert (tmp_path / "hello" / "releases" / "r2" / ".deployer" / "BAD").read_text() == "health\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (tar --no-same-owner, the host's unpack)")
+def test_unpack_links_nested_shared_paths_and_app_files_inside_the_fresh_release() -> None:
+    """Root makes each link in ``<id>.partial`` only, under the release's own directories."""
+    with sandbox_root() as (base, layout, _victim):
+        src = base / "src" / "gallery" / "static"
+        src.mkdir(parents=True)
+        (src / "site.css").write_text("a {}\n")
+        (base / "hello" / "releases").mkdir(parents=True)
+        tarball = base / "app.tar.gz"
+        subprocess.run(["tar", "-czf", str(tarball), "-C", str(base / "src"), "."], check=True)
+        files = (("settings.cfg", PurePosixPath("/etc/hello/files/settings.cfg")),)
+        command = cmd.unpack_release(layout, "r1", PurePosixPath(tarball), "req1",
+                                     ("instance", "gallery/static/.webassets-cache"), files)
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        release = base / "hello" / "releases" / "r1"
+        links = {str(p.relative_to(release)): os.readlink(p) for p in release.rglob("*") if p.is_symlink()}
+        assert links == {".venv": "../../venvs/req1", "instance": f"{base}/hello/shared/instance",
+                         "gallery/static/.webassets-cache": f"{base}/hello/shared/gallery/static/.webassets-cache",
+                         "settings.cfg": "/etc/hello/files/settings.cfg"}
+        assert (release / "gallery" / "static").stat().st_uid == 0 and not (base / "hello" / "shared").exists()
