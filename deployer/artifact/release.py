@@ -13,6 +13,7 @@ dependency declaration (``dependencies``), the wheel set for the hosts' interpre
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -26,8 +27,12 @@ from deployer.config.model import App
 
 
 def build_artifact(app: App, *, python: str | HostPython = "3.11", cache_dir: Path | None = None,
-                   now: datetime | None = None, out_dir: Path | None = None) -> Artifact:
+                   now: datetime | None = None, out_dir: Path | None = None,
+                   extra_requirements: Sequence[str] = ()) -> Artifact:
     """Collect the app, get its wheels (from the cache when it can), write the app tarball.
+
+    ``extra_requirements`` are resolved with the app's own (the app server the app does
+    not depend on: ``deployer.run.server_version.added``).
 
     ``python`` is the hosts' interpreter (``rollout.host_python``); a bare "3.11" means
     CPython 3.11 on this machine's CPU with Debian 12's glibc. ``out_dir`` (where the app
@@ -41,7 +46,8 @@ def build_artifact(app: App, *, python: str | HostPython = "3.11", cache_dir: Pa
 
     files = collect_app_files(app)  # before pip: source problems are cheap to report
     declared = detect(app)
-    wheels = ensure_wheels(Path(app.source), declared, files, target=target, cache_dir=cache_dir)
+    wheels = ensure_wheels(Path(app.source), declared, files, target=target, cache_dir=cache_dir,
+                           extra=tuple(extra_requirements))
     manifest = manifest_of(files, target.minor, wheels.req_hash, wheels.wheels, [f.path for f in app.files])
     content_hash = content_hash_of(manifest)
     manifest_bytes = json.dumps({**manifest, "content_hash": content_hash}, sort_keys=True,

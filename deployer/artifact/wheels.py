@@ -136,16 +136,18 @@ def default_cache_dir() -> Path:
 
 
 def ensure_wheels(app_source: Path, declared: Declared, files: Sequence[AppFile], *, target: HostPython,
-                  cache_dir: Path) -> WheelSet:
-    """The app's wheel set from the cache, filling the cache entry first on a miss."""
+                  cache_dir: Path, extra: Sequence[str] = ()) -> WheelSet:
+    """The app's wheel set (with the ``extra`` requirements) from the cache, filling the entry on a miss."""
     app_source, cache_dir = app_source.resolve(), cache_dir.absolute()
     try:
         texts = [p.read_bytes() for p in declared.inputs]
     except OSError as exc:
         raise ReleaseError(f"{declared.label}: {exc}") from None
+    if extra:
+        texts.append("\n".join(extra).encode())
     key = wheel_cache_key(texts, target)
     deps = read_entry(cache_dir / key) or _fill(cache_dir, key, target, lambda work: _resolve_all(
-        app_source, declared, work, target, cache_dir))
+        app_source, declared, work, target, cache_dir, extra))
     if not declared.build_app:
         return deps
     app_wheel = build_app_wheel(app_source, files, cache_dir)
@@ -208,14 +210,18 @@ def sha256_file(path: Path) -> str:
 # --------------------------------------------------------------------------- resolving
 
 
-def _resolve_all(source: Path, declared: Declared, work: Path, target: HostPython, cache_dir: Path) -> None:
-    """Pins for the hosts' interpreter, then their wheels, into ``work/wheels``."""
+def _resolve_all(source: Path, declared: Declared, work: Path, target: HostPython, cache_dir: Path,
+                 extra: Sequence[str] = ()) -> None:
+    """Pins for the hosts' interpreter (``extra`` resolved with the app's own), then their wheels, into ``work/wheels``."""
     options = index_options(declared.inputs)
-    wanted = _input_file(source, declared, work)
+    wanted = [str(_input_file(source, declared, work))]
+    if extra:
+        (work / "added.txt").write_text("".join(f"{line}\n" for line in extra), encoding="utf-8")
+        wanted.append(str(work / "added.txt"))
     pinned = work / "pinned.txt"
     try:
         run_uv(["pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python-version", target.version,
-                "--python-platform", target.platform, "--output-file", str(pinned), str(wanted)],
+                "--python-platform", target.platform, "--output-file", str(pinned), *wanted],
                cwd=declared.path.parent, what=f"resolving {declared.label} for {target.describe()}")
     except PipError as exc:  # uv builds an sdist whose metadata is not static
         failed = re.search(r"Failed to (?:build|download and build) `([^`]+)`", exc.output)

@@ -48,6 +48,8 @@ def plan(inventory_path: Path, limit: str | None) -> None:
         ready = rollout.prepare(session, rollout.render_all(inventory, hosts, reveal_secrets=True))
     if ready.artifact is not None:
         click.echo(dependencies_line(ready.artifact))
+    for note in ready.notes:
+        click.echo(f"* {note}")
     failed = False
     for host in hosts:
         if host.name in session.errors:

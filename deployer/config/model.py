@@ -123,6 +123,7 @@ class App:
     hooks: Hooks = field(default_factory=Hooks)
     processes: tuple[Process, ...] = ()
     timers: tuple[Timer, ...] = ()
+    server_config: str | None = None  # the app's own gunicorn.conf.py / uwsgi.ini (relative to source)
 
     @property
     def user(self) -> str:

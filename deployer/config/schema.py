@@ -45,7 +45,7 @@ from deployer.stacks import PROXIES, SERVERS, combination_problem
 TOP_KEYS = ("app", "defaults", "groups", "hosts", "templates", "verify")
 APP_KEYS = (
     "name", "source", "wsgi", "requirements", "health", "env",
-    "secrets", "shared", "files", "static", "keep_releases", "hooks", "processes", "timers",
+    "secrets", "shared", "files", "static", "keep_releases", "hooks", "processes", "timers", "server_config",
 )
 HOOK_KEYS = ("run", "shell", "run_once", "timeout")
 PROCESS_KEYS = ("run", "stop_timeout")
@@ -570,13 +570,30 @@ class _Validator:
         hooks = self.hooks(path + ("hooks",), raw.get("hooks"))
         processes = self.processes(path + ("processes",), raw.get("processes"))
         timers = self.timers(path + ("timers",), raw.get("timers"), {p.name for p in processes})
+        server_config = self.server_config(path + ("server_config",), raw.get("server_config"), source)
         if None in (name, source, wsgi, health, keep) or raw.get("requirements") is not None and requirements is None:
             return None
         return App(
             name=name, source=source, wsgi=wsgi, requirements=requirements, health=health,
             env=env, secrets_file=secrets_file, shared=shared, files=files, static=static, keep_releases=keep,
-            hooks=hooks, processes=processes, timers=timers,
+            hooks=hooks, processes=processes, timers=timers, server_config=server_config,
         )
+
+    def server_config(self, path: tuple[str | int, ...], value: Any, source: Path | None) -> str | None:
+        """``app.server_config``: the app's own server config, in a format one of the servers reads."""
+        if value is None:
+            return None
+        rel = self.field(path, value, rel_path)
+        if rel is None:
+            return None
+        suffixes = sorted({s.config_suffix for s in SERVERS.values() if s.config_suffix})
+        if not rel.endswith(tuple(suffixes)):
+            self.problem(path, f"expected a {' or '.join(suffixes)} file (only gunicorn reads an app's own config: "
+                               f"a gunicorn.conf.py), got {rel!r}")
+            return None
+        if source:
+            self.needs.append(FileNeed(path, source / rel, "file"))
+        return rel
 
     def hooks(self, path: tuple[str | int, ...], value: Any) -> Hooks:
         raw = self.mapping(path, value, HOOK_STAGES, "hook stages")

@@ -87,8 +87,19 @@ def cause_line(lines: Sequence[str]) -> str | None:
 
 
 def explain(source: str, text: str, lines: int = TAIL_LINES) -> FailureLog:
-    """``text``'s tail and cause line: the whole text is searched, only the tail is kept."""
-    return FailureLog(source, tail(text, lines), cause_line(tail(text, max(lines, 200))))
+    """``text``'s tail and cause line: the whole text is searched, only the tail is kept.
+
+    When the cause sits above the tail (gunicorn prints its arbiter's own traceback after the
+    worker's ``ModuleNotFoundError``), the lines kept are those that end with the cause: the
+    traceback that leads to it says more than what followed.
+    """
+    searched = tail(text, max(lines, 200))
+    cause = cause_line(searched)
+    shown = searched[-lines:]
+    if cause is not None and all(message(line) != cause for line in shown):
+        end = max(i for i, line in enumerate(searched) if message(line) == cause) + 1
+        shown = searched[max(0, end - lines):end]
+    return FailureLog(source, shown, cause)
 
 
 def log_source(app: App, host: Host) -> str:

@@ -130,6 +130,15 @@ def env_lines(app: App, *, reveal_secrets: bool) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def py_literal(value: object) -> str:
+    """A Python literal for a config file that is Python (gunicorn's); tuples become lists."""
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(py_literal(item) for item in value) + "]"
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    raise TypeError(f"no Python literal for {value!r}")
+
+
 # --- TLS profile (Mozilla "intermediate", guidelines 5.7/6.0) ----------------------------
 
 TLS_CIPHERS = ":".join(
@@ -174,6 +183,7 @@ def _environment(templates_dir: Path | None) -> jinja2.Environment:
     env.filters["env_quote"] = env_quote
     env.filters["size_bytes"] = size_bytes
     env.filters["without_directives"] = without_directives
+    env.filters["pyrepr"] = py_literal
     return env
 
 
@@ -196,11 +206,13 @@ def _tidy(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", lines).strip("\n") + "\n"
 
 
-def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool) -> dict[str, object]:
-    """What every template sees."""
+def _context(inventory: Inventory, host: Host, *, reveal_secrets: bool,
+             server_version: str | None = None) -> dict[str, object]:
+    """What every template sees, and what the host's app server adds for its ``server_version``."""
     app = inventory.app
     layout = Layout.of(app, host)
-    return check_context({  # every value re-checked before any template sees it
+    return check_context({
+        **server_of(host).context(app, host, server_version),  # every value re-checked before any template sees it
         "app": app,
         "host": host,
         "layout": layout,
@@ -251,6 +263,7 @@ def render_host(
     *,
     reveal_secrets: bool = False,
     tls: TlsMaterial | None = None,
+    server_versions: Mapping[str, str] | None = None,
 ) -> tuple[RenderedFile, ...]:
     """Every file ``host`` needs, in a stable order.
 
@@ -258,15 +271,19 @@ def render_host(
     (``host.tls.cert`` and ``.key``, read on the controller); without it the TLS
     files are left out and only the configs that reference them are rendered — fine for a preview, and
     ``plan`` should refuse. With ``reveal_secrets=False`` (the default) the env
-    file and the TLS key render every secret as ``***``.
+    file and the TLS key render every secret as ``***``. ``server_versions`` maps a
+    server's distribution (``gunicorn``) to the version the release installs
+    (``deployer.run.server_version``); without one the server's tested version is assumed.
     """
     app = inventory.app
     layout = Layout.of(app, host)
-    ctx = _context(inventory, host, reveal_secrets=reveal_secrets)
+    server = server_of(host)
+    version = (server_versions or {}).get(server.distribution) if server.distribution else None
+    ctx = _context(inventory, host, reveal_secrets=reveal_secrets, server_version=version)
     files: list[RenderedFile] = []
 
     # The front proxy's site, then the app server's files (each stack says which).
-    proxy, server = proxy_of(host), server_of(host)
+    proxy = proxy_of(host)
     for spec in proxy.files(app, host, server) + server.files(app, host, proxy):
         files.append(_render_spec(inventory, spec, ctx))
     # deployer's WSGI entry, which every app server loads (see templates/app/wsgi.py.j2).

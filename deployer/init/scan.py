@@ -26,8 +26,9 @@ from pathlib import Path
 
 from deployer.config.schema import APP_NAME_RE, REL_PATH_RE, URL_PATH_RE
 from deployer.errors import UsageError
+from deployer.stacks import SERVERS
 from deployer.init.reads import (ConfigRead, EnvRead, env_reads, project_metadata, read_flaskenv,
-                                 requirement_names)
+                                 requirement_name, requirement_names)
 
 ENTRY_MODULES = ("wsgi.py", "app.py", "application.py", "main.py")
 PACKAGE_MODULES = ("__init__.py", "app.py", "wsgi.py")
@@ -345,9 +346,17 @@ def find_requirements(directory: Path, pyproject_deps: tuple[str, ...], notes: l
     names = (requirement_names((directory / found).read_text(encoding="utf-8", errors="replace"))
              if found else set(pyproject_deps))
     where = found or "pyproject.toml"
-    for package, why in (("flask", "the app imports it"), ("gunicorn", "server: gunicorn runs it from the app's virtualenv")):
-        if package not in names:
-            notes.append(f"{where} does not list {package}: add it ({why})")
+    if "flask" not in names:
+        notes.append(f"{where} does not list flask: add it (the app imports it)")
+    for server in SERVERS.values():
+        if server.distribution and requirement_name(server.distribution) not in names:
+            notes.append(f"{where} does not list {server.distribution}: deployer adds {server.distribution} "
+                         f"{server.tested_version} (the version it was tested with) for server: {server.name}; "
+                         f"pin {server.distribution}==X to choose")
+        if server.default_config and (directory / server.default_config).is_file():
+            notes.append(f"{server.default_config} is not read ({server.name} gets deployer's own config): set "
+                         f"app.server_config: {server.default_config} to use it, deployer's socket, daemon, user, "
+                         "pid and log settings winning")
     return found
 
 

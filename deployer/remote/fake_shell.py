@@ -128,7 +128,8 @@ class Programs:
 
     def a2en(self, argv: Command) -> None:
         kind, name = {"a2enmod": ("mods", ".load"), "a2enconf": ("conf", ".conf"), "a2ensite": ("sites", ".conf")}[argv[0]]
-        self.state.links[f"/etc/apache2/{kind}-enabled/{argv[-1]}{name}"] = f"../{kind}-available/{argv[-1]}{name}"
+        arg = re.sub(f".{name[1:]}$", "", argv[-1])  # as Debian's scripts do: s/${sffx}$//, the dot unescaped
+        self.state.links[f"/etc/apache2/{kind}-enabled/{arg}{name}"] = f"../{kind}-available/{arg}{name}"
 
     def cat(self, argv: Command) -> CommandResult:
         path = argv[-1]

@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from deployer.artifact.manifest import HostPython, host_python_of
+from deployer.artifact.manifest import Artifact, HostPython, host_python_of
+from deployer.run import server_version
 from deployer.run.apply import HostResult, OnceGate, StepRunner, gather_facts
 from deployer.remote.connector import Connector, ConnectorFactory, ssh_connector
 from deployer.remote.fanout import Outcome, fan_out
@@ -40,8 +41,40 @@ def read_tls(host: Host) -> TlsMaterial | None:
     return TlsMaterial(cert=host.tls.cert.read_text(), key=Secret(host.tls.key.read_text()))
 
 
-def render_all(inventory: Inventory, hosts: Iterable[Host], *, reveal_secrets: bool) -> dict[str, tuple[RenderedFile, ...]]:
-    return {h.name: render_host(inventory, h, reveal_secrets=reveal_secrets, tls=read_tls(h)) for h in hosts}
+def render_all(inventory: Inventory, hosts: Iterable[Host], *, reveal_secrets: bool,
+               server_versions: dict[str, str] | None = None) -> dict[str, tuple[RenderedFile, ...]]:
+    """Every selected host's files; for the app server's version the app pins (or the tested one) by default."""
+    hosts = tuple(hosts)
+    if server_versions is None:
+        server_versions = server_version.pinned_versions(inventory.app, hosts)
+    return {h.name: render_host(inventory, h, reveal_secrets=reveal_secrets, tls=read_tls(h),
+                                server_versions=server_versions) for h in hosts}
+
+
+@dataclass(frozen=True)
+class Release:
+    """The artifact built for the hosts' Python, and the files rendered for the server versions it installs."""
+
+    artifact: Artifact
+    target: Target
+    files: dict[str, tuple[RenderedFile, ...]]
+    notes: tuple[str, ...]  # what deployer added to the app's requirements, for plan
+
+
+def build_release(inventory: Inventory, hosts: tuple[Host, ...], facts: dict[str, Facts],
+                  files: dict[str, tuple[RenderedFile, ...]]) -> Release:
+    """Build once; re-render when the wheel set's server version is not the one ``files`` assumed."""
+    from deployer.artifact.manifest import short_hash
+    from deployer.artifact.release import build_artifact
+
+    added = server_version.added(inventory.app, hosts)
+    artifact = build_artifact(inventory.app, python=host_python(facts),
+                              extra_requirements=tuple(a.requirement for a in added))
+    target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
+    installed = server_version.installed_versions(artifact.wheel_names, hosts)
+    if installed != server_version.pinned_versions(inventory.app, hosts):
+        files = render_all(inventory, hosts, reveal_secrets=True, server_versions=installed)
+    return Release(artifact, target, files, tuple(a.note() for a in added))
 
 
 def secrets_of(inventory: Inventory) -> tuple[Secret, ...]:
@@ -116,18 +149,19 @@ def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts
 class Prepared:
     """Everything deploy and plan share, up to the steps of each host: plan shows what deploy runs."""
 
-    files: dict[str, tuple[RenderedFile, ...]]
+    files: dict[str, tuple[RenderedFile, ...]]  # as the release's server versions want them
     facts: dict[str, Facts]
-    artifact: object  # artifact.manifest.Artifact, None when no host could be read
+    artifact: Artifact | None  # None when no host could be read
     plans: dict[str, HostPlan]
     steps: dict[str, tuple[Context, tuple[Step, ...]]]
+    notes: tuple[str, ...] = ()  # what deployer added to the app's requirements (build_release)
 
 
 def operator(command: str) -> Operator:
     return Operator(getpass.getuser(), socket.gethostname(), command)
 
 
-def payload_for(artifact, plan: HostPlan) -> Payload:  # noqa: ANN001
+def payload_for(artifact: Artifact, plan: HostPlan) -> Payload:
     """The release tarball, and the venv tree when the host has no venv for these wheels (built once, cached)."""
     from deployer.artifact.venv import venv_command, venv_tree
 
@@ -139,23 +173,20 @@ def payload_for(artifact, plan: HostPlan) -> Payload:  # noqa: ANN001
 
 
 def prepare(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> Prepared:
-    """Facts, the release built once, each host's plan and its steps."""
-    from deployer.artifact.manifest import short_hash
-    from deployer.artifact.release import build_artifact
-
+    """Facts, the release built once (``files`` re-rendered for its server versions), each host's plan and its steps."""
     facts = gather_all(session, files)
     if not facts:
         return Prepared(files, facts, None, {}, {})
-    artifact = build_artifact(session.inventory.app, python=host_python(facts))
-    target = Target(artifact.release_id, short_hash(artifact.content_hash), artifact.req_hash, artifact.python)
-    plans = plan_all(session, files, facts, target)
+    release = build_release(session.inventory, session.hosts, facts, files)
+    artifact, files = release.artifact, release.files
+    plans = plan_all(session, files, facts, release.target)
     who = operator("deploy")
     steps = {}
     for name, plan in plans.items():
         ctx = Context(session.inventory, plan, files[name], who)
         payload = Payload() if plan.unchanged or plan.problems else payload_for(artifact, plan)  # no venv tree for those
         steps[name] = (ctx, deploy_steps(ctx, facts[name], payload))
-    return Prepared(files, facts, artifact, plans, steps)
+    return Prepared(files, facts, artifact, plans, steps, release.notes)
 
 
 def deploy(
@@ -173,6 +204,8 @@ def deploy(
     with Session(inventory, hosts, connect) as session:
         ready = prepare(session, render_all(inventory, hosts, reveal_secrets=True))
         results.update(session.failed_results())
+        for note in ready.notes:
+            progress("*", note)
         order = [h.name for h in hosts if h.name in ready.plans]
         once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
 

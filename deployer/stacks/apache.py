@@ -41,9 +41,12 @@ class Apache(Proxy):
         root = self.config_root
         mods = tuple(Link(root / "mods-enabled" / f"{mod}.load", f"../mods-available/{mod}.load", ("a2enmod", "-q", mod))
                      for mod in self.modules(host, server))
+        # a2ensite/a2enconf strip the suffix with an unescaped regex (/.conf$/): a bare name
+        # ending in "-conf" or "xconf" loses it ("own-gunicorn-conf" -> "own-gunicorn"). Named
+        # with ".conf", exactly that suffix goes.
         confs = tuple(Link(root / "conf-enabled" / f"{conf}.conf", f"../conf-available/{conf}.conf",
-                           ("a2enconf", "-q", conf)) for conf in self.confs(app, server))
-        site = Link(self.site_link(app), f"../sites-available/{app.name}.conf", ("a2ensite", "-q", app.name))
+                           ("a2enconf", "-q", f"{conf}.conf")) for conf in self.confs(app, server))
+        site = Link(self.site_link(app), f"../sites-available/{app.name}.conf", ("a2ensite", "-q", f"{app.name}.conf"))
         return mods + confs + (site,)
 
 

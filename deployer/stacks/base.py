@@ -110,6 +110,23 @@ class AppServer:
     embedded: bool = False  # runs inside the proxy: no units of its own
     proxy_modules: tuple[str, ...] = ()  # embedded: the proxy modules that host it
     verify_checks: tuple[str, ...] = ()  # the server-specific verify checks that apply to it
+    distribution: str | None = None  # the PyPI project it runs from in the app's venv; None: Debian's
+    tested_version: str | None = None  # the distribution's version deployer adds when the app lacks it
+    config_suffix: str | None = None  # the app's own config format (``app.server_config``) it can use
+    default_config: str | None = None  # the file it reads from its working directory unless told otherwise
+
+    def own_config(self, app: App) -> str | None:
+        """The app's ``server_config`` when it is this server's format (a path inside the app), else None."""
+        path = app.server_config
+        return path if path is not None and self.config_suffix and path.endswith(self.config_suffix) else None
+
+    def requirements_for(self, version: str) -> tuple[tuple[str, str], ...]:
+        """(requirement, why) its ``version`` needs in the venv beyond its own metadata; () for none."""
+        return ()
+
+    def context(self, app: App, host: Host, version: str | None) -> dict[str, object]:
+        """What this server's templates need beyond the common context; ``version`` is its distribution's."""
+        return {}
 
     def files(self, app: App, host: Host, proxy: Proxy) -> tuple[FileSpec, ...]:
         raise NotImplementedError

@@ -93,7 +93,13 @@ def test_missing_requirements_and_servers_are_said(tmp_path: Path) -> None:
     assert any("no requirements.txt" in note for note in found.notes)
     assert any("/healthz" in note for note in found.notes)
     tree(root, {"requirements.txt": "flask\n"})
-    assert any("does not list gunicorn" in note for note in inspect_app(root).notes)
+    assert any("does not list gunicorn: deployer adds gunicorn 27.0.1" in note for note in inspect_app(root).notes)
+    assert not any("gunicorn.conf.py" in note for note in inspect_app(root).notes)
+    tree(root, {"requirements.txt": "flask\nGunicorn==23.0.0\n", "gunicorn.conf.py": "daemon = True\n"})
+    notes = inspect_app(root).notes
+    assert not any("does not list" in note for note in notes)
+    assert any(note.startswith("gunicorn.conf.py is not read") and "app.server_config: gunicorn.conf.py" in note
+               for note in notes), notes
 
 
 def test_factory_that_needs_arguments_is_not_a_target(tmp_path: Path) -> None:

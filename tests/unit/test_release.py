@@ -70,12 +70,13 @@ class FakeUv:
         assert args[:2] == ["pip", "compile"]
         out = Path(args[args.index("--output-file") + 1])
         lines = []
-        for line in Path(args[-1]).read_text().splitlines():
-            line = line.split("#")[0].strip()
-            if line.startswith(("-r", "-c")):
-                lines += [x.strip() for x in (Path(args[-1]).parent / line.split()[1]).read_text().splitlines()]
-            elif line and not line.startswith("-"):
-                lines.append(line)
+        for source in map(Path, args[args.index("--output-file") + 2:]):  # every input file, as uv reads them
+            for line in source.read_text().splitlines():
+                line = line.split("#")[0].strip()
+                if line.startswith(("-r", "-c")):
+                    lines += [x.strip() for x in (source.parent / line.split()[1]).read_text().splitlines()]
+                elif line and not line.startswith("-"):
+                    lines.append(line)
         out.write_text("".join(f"{line}\n" for line in lines if line and not line.startswith("#")))
         return ""
 
@@ -271,6 +272,16 @@ def test_python_version_is_part_of_the_cache_key(tmp_path, fake_pip):
     assert len(fake_pip.calls) == 2
     assert "3.12" in fake_pip.calls[1]
     assert a.req_hash != b.req_hash and a.content_hash != b.content_hash
+
+
+def test_extra_requirements_join_the_apps_and_the_cache_key(tmp_path, fake_pip):
+    """The server deployer adds (server_version.added) is installed beside the app's own wheels."""
+    app = make_app(tmp_path / "app", {"app.py": "x = 1\n", "requirements.txt": "flask==3.1.3\n"})
+    plain = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW)
+    added = build_artifact(app, cache_dir=tmp_path / "cache", now=NOW, extra_requirements=("gunicorn==27.0.1",))
+    assert plain.wheel_names == ("flask-3.1.3-py3-none-any.whl",)
+    assert added.wheel_names == ("flask-3.1.3-py3-none-any.whl", "gunicorn-27.0.1-py3-none-any.whl")
+    assert plain.req_hash != added.req_hash and len(fake_pip.calls) == 2
 
 
 def test_cached_build_runs_no_pip(tmp_path, fake_pip):

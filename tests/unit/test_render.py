@@ -28,11 +28,11 @@ TLS = TlsMaterial(cert="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-
 
 EXPECTED = {
     ("gunicorn", "nginx"): ["/etc/nginx/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                            "/etc/systemd/system/hello.service", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
+                            "/etc/systemd/system/hello.service", "/etc/hello/gunicorn.conf.py", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("uwsgi", "nginx"): ["/etc/nginx/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
                          "/etc/systemd/system/hello.service", "/etc/hello/uwsgi.ini", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("gunicorn", "apache"): ["/etc/apache2/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
-                             "/etc/systemd/system/hello.service", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
+                             "/etc/systemd/system/hello.service", "/etc/hello/gunicorn.conf.py", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("uwsgi", "apache"): ["/etc/apache2/sites-available/hello.conf", "/etc/systemd/system/hello.socket",
                           "/etc/systemd/system/hello.service", "/etc/hello/uwsgi.ini", "/etc/hello/wsgi/deployer_wsgi.py", "/etc/hello/env"],
     ("mod_wsgi", "apache"): ["/etc/apache2/sites-available/hello.conf", "/etc/apache2/conf-available/hello-wsgi.conf",
@@ -147,13 +147,15 @@ def test_apache_mod_wsgi_site():
 def test_units():
     gunicorn = render("gunicorn")["/etc/systemd/system/hello.service"].content
     assert "ExecStart=/srv/hello/current/.venv/bin/gunicorn " in gunicorn
-    assert "--no-control-socket" in gunicorn and "--forwarded-allow-ips 127.0.0.1,::1" in gunicorn
-    assert "*" not in gunicorn.split("--forwarded-allow-ips")[1].split()[0]
+    assert "--config /etc/hello/gunicorn.conf.py --pythonpath /etc/hello/wsgi deployer_wsgi:application" in gunicorn
+    conf = render("gunicorn")["/etc/hello/gunicorn.conf.py"].content
+    assert "control_socket_disable = True" in conf and "forwarded_allow_ips = '127.0.0.1,::1'" in conf
+    assert "*" not in conf.split("forwarded_allow_ips = ")[1].split()[0]
     assert "ExecReload=/bin/kill -s HUP $MAINPID" in gunicorn and "KillMode=mixed" in gunicorn
     assert "Requires=hello.socket" in gunicorn and "Type=notify" in gunicorn
     assert "User=hello" in gunicorn and "EnvironmentFile=/etc/hello/env" in gunicorn
     assert "ReadWritePaths=/srv/hello/shared" in gunicorn
-    graceful = int(gunicorn.split("--graceful-timeout ")[1].split()[0])
+    graceful = int(conf.split("graceful_timeout = ")[1].split()[0])
     assert int(gunicorn.split("TimeoutStopSec=")[1].split()[0]) >= graceful
     socket = render("gunicorn")["/etc/systemd/system/hello.socket"].content
     assert "ListenStream=/run/hello.sock" in socket and "SocketGroup=www-data" in socket

@@ -37,7 +37,7 @@ PROVIDES = {
                "check_argv": ("apache2ctl", "-t"), "templates": {"apache/site-proxy.conf.j2"},
                "error_log": PurePosixPath("/var/log/apache2/error.log"), "links": 6},
     "gunicorn": {"packages": (), "units": ("hello.socket", "hello.service"), "markers": (),
-                 "templates": {"systemd/app.socket.j2", "systemd/gunicorn.service.j2"},
+                 "templates": {"systemd/app.socket.j2", "systemd/gunicorn.service.j2", "gunicorn/gunicorn.conf.py.j2"},
                  "verify_checks": ("app-service", "unit-security"), "proxies": ("nginx", "apache")},
     "uwsgi": {"packages": ("uwsgi", "uwsgi-plugin-python3"), "units": ("hello.socket", "hello.service"), "markers": (),
               "templates": {"systemd/app.socket.j2", "systemd/uwsgi.service.j2", "uwsgi/uwsgi.ini.j2"},

@@ -302,17 +302,27 @@ def connect(host, secrets):  # noqa: ANN001, ANN201 - a ConnectorFactory
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    """The release and venv tree as if built (no wheels, no pip)."""
+    """The release and venv tree as if built (no wheels, no pip); the requirements deployer added, per build."""
     from types import SimpleNamespace
 
     import deployer.artifact.release as release
     import deployer.artifact.venv as venv
+    from deployer.stacks import gunicorn
+
+    wheels = ("flask-3.0.0-py3-none-any.whl", f"gunicorn-{gunicorn.TESTED_VERSION}-py3-none-any.whl")
     artifact = SimpleNamespace(release_id=ARTIFACT_ID, content_hash="d" * 64, req_hash="req9", python="3.11",
-                               app_tarball=Path("/controller/app.tar.gz"), wheel_names=("flask-3.0.0-py3-none-any.whl",),
+                               app_tarball=Path("/controller/app.tar.gz"), wheel_names=wheels,
                                target=None, declared="requirements.txt")
-    monkeypatch.setattr(release, "build_artifact", lambda app, python: artifact)
+    extras: list[tuple[str, ...]] = []
+
+    def build(app, *, python, extra_requirements=()):  # noqa: ANN001, ANN202
+        extras.append(tuple(extra_requirements))
+        return artifact
+
+    monkeypatch.setattr(release, "build_artifact", build)
     monkeypatch.setattr(venv, "venv_tree", lambda art, path: venv.VenvTree(Path("/controller/venv.tar.gz"), "e" * 64, True))
     FakeSSH.opened = {}
+    return extras
 
 
 def test_deployer_plan_prints_the_argv_deploy_then_sends(project, offline) -> None:  # noqa: ANN001, F811
@@ -322,16 +332,21 @@ def test_deployer_plan_prints_the_argv_deploy_then_sends(project, offline) -> No
     from deployer.cli.common import Wiring
     from deployer.config.inventory import load_inventory
     from deployer.run import rollout
+    from deployer.stacks import gunicorn
 
     path = write(project, BASE)
     result = CliRunner().invoke(main, ["plan", "-i", str(path)], obj=Wiring(connect=connect))
     assert result.exit_code == 0, result.output
     printed = [line.split("      $ ", 1)[1] for line in result.output.splitlines() if line.startswith("      $ ")]
     assert "[live]" in result.output and any(p.startswith("useradd ") for p in printed)
+    note = f"gunicorn {gunicorn.TESTED_VERSION} added: the app does not depend on it"  # the app names only flask
+    assert f"* {note}" in result.output.splitlines()
 
     inventory = load_inventory(path)
-    (outcome,) = rollout.deploy(inventory, inventory.hosts, connect=connect)
+    said: list[tuple[str, str]] = []
+    (outcome,) = rollout.deploy(inventory, inventory.hosts, connect=connect, progress=lambda *m: said.append(m))
     assert outcome.status == "deployed", outcome
+    assert ("*", note) in said and offline == [(f"gunicorn=={gunicorn.TESTED_VERSION}",)] * 2
     remote = FakeSSH.opened["web1"]
     sent = [a for a in remote.planned_form() if not remote.framing(a)]
     assert printed == [shown(Step("", "", argv)).split("$ ", 1)[1] for argv in sent]

@@ -130,7 +130,8 @@ def test_every_stack_gets_the_same_units_with_the_apps_sandbox(server: str, prox
     sandbox = set(directives(reference)) - set(directives(worker))
     assert {d.split("=", 1)[0] for d in sandbox} <= {"Type", "ExecStart", "ExecReload", "RuntimeDirectory",
                                                     "RuntimeDirectoryMode", "TimeoutStopSec", "RestartSec",
-                                                    "Requires", "After", "Description", "RemoveIPC", "Environment"}
+                                                    "Requires", "After", "Description", "RemoveIPC", "Environment",
+                                                    "UnsetEnvironment"}  # GUNICORN_CMD_ARGS: gunicorn's own
     job, timer = files["hello-cleanup.service"].content, files["hello-cleanup.timer"].content
     assert "Type=oneshot" in job and "TimeoutStartSec=3600" in job and "[Install]" not in job
     assert "OnCalendar=daily" in timer and "Unit=hello-cleanup.service" in timer and "WantedBy=timers.target" in timer
