@@ -10,6 +10,7 @@ from pathlib import Path
 from deployer.config.model import TLS, App, Host, Inventory, Static, WsgiTarget
 from deployer import stacks
 from deployer.secret import Secret
+from deployer.core.steps import STAGING, VENV_UPLOAD, Context, Operator, Payload, deploy_steps, rollback_steps
 
 EXAMPLE_APP = Path(__file__).resolve().parent.parent / "examples" / "hello"
 
@@ -53,3 +54,21 @@ def inventory(*hosts: Host, app_: App | None = None, templates_dir: Path | None 
         groups={"web": tuple(h.name for h in hosts)},
         templates_dir=templates_dir,
     )
+
+
+OPERATOR = Operator("tester", "controller.example")
+PAYLOAD = Payload(Path("/controller/cache/app.tar.gz"), Path("/controller/cache/venv.tar.gz"),
+                  ("sh", "-c", "build the venv", "sh", str(STAGING / VENV_UPLOAD)))
+
+
+def deploy_steps_of(inv: Inventory, plan, facts, files=None, *, rollback: bool = False) -> tuple:  # noqa: ANN001
+    """The steps a deploy (or rollback) of ``plan`` sends, with the files render makes for its host."""
+    from deployer.core.render import render_host
+
+    files = files if files is not None else render_host(inv, plan.host, reveal_secrets=True)
+    ctx = Context(inv, plan, files, OPERATOR)
+    return ctx, (rollback_steps(ctx, facts) if rollback else deploy_steps(ctx, facts, PAYLOAD))
+
+
+def whats(inv: Inventory, plan, facts) -> list[str]:  # noqa: ANN001
+    return [s.what for s in deploy_steps_of(inv, plan, facts)[1]]

@@ -39,18 +39,16 @@ def deploy(inventory_path: Path, limit: str | None, serial: int | None, as_json:
 @limit_option
 def plan(inventory_path: Path, limit: str | None) -> None:
     """Show what a deploy would do on each host, changing nothing."""
+    from deployer.core.steps import plan_lines
     from deployer.run import rollout
 
     inventory, hosts = load(inventory_path, limit)
-    files = rollout.render_all(inventory, hosts, reveal_secrets=True)
     secrets = rollout.secrets_of(inventory)
     with rollout.Session(inventory, hosts, wiring().connect) as session:
-        facts = rollout.gather_all(session, files)
-        release = rollout.build_release(inventory, hosts, facts, files)  # files rendered for its gunicorn
-        plans = rollout.plan_all(session, release.files, facts, release.target)
-    if facts:
-        click.echo(dependencies_line(release.artifact))
-    for note in release.notes:
+        ready = rollout.prepare(session, rollout.render_all(inventory, hosts, reveal_secrets=True))
+    if ready.artifact is not None:
+        click.echo(dependencies_line(ready.artifact))
+    for note in ready.notes:
         click.echo(f"* {note}")
     failed = False
     for host in hosts:
@@ -58,14 +56,16 @@ def plan(inventory_path: Path, limit: str | None) -> None:
             echo(f"== {host.name}: cannot plan: {session.errors[host.name]}")
             failed = True
             continue
-        p = plans[host.name]
+        p = ready.plans[host.name]
         state = "unchanged" if p.unchanged else "would change"
         echo(f"== {host.name} ({host.address}): {state}")
         for problem in p.problems:
             echo(f"  ! {problem}")
-        if not p.unchanged:
-            for step in p.steps():
-                echo(f"  - {step}")
+        for line in plan_lines(ready.steps[host.name][1], secrets):  # the very steps deploy sends
+            echo(f"  - {line}")
+        if ready.steps[host.name][1]:
+            for hook in p.stage_hooks("after_rollback"):
+                echo(f"  - if it rolls back: run after_rollback hook: {hook.shown}")
         for change in p.changes:
             echo(change.diff(secrets), nl=False)
     sys.exit(EXIT_FAILED if failed else EXIT_OK)

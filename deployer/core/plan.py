@@ -1,7 +1,8 @@
 """Desired state vs. facts -> what a deploy must do on one host. Pure.
 
-The planner decides; the applier only executes. ``deployer plan`` prints this
-same object, so a dry run cannot take a branch the real deploy would not.
+The planner decides; ``core/steps.py`` turns a plan into the commands sent and the
+runner (``run/apply.py``) only executes them. ``deployer plan`` prints those same
+steps, so a dry run cannot take a branch the real deploy would not.
 """
 
 from __future__ import annotations
@@ -142,54 +143,6 @@ class HostPlan:
     @property
     def units_changed(self) -> bool:
         return any(c.file.check == Check.SYSTEMD for c in self.changes)
-
-    def steps(self) -> list[str]:
-        """Human-readable steps in the order the deploy runs them."""
-        out = []
-        if self.install_packages:
-            out.append(f"install packages: {' '.join(self.install_packages)}")
-        if self.create_user:
-            out.append(f"create system user {self.layout.app}")
-        if self.upload_release:
-            out.append(f"upload release {self.release_id}")
-        else:
-            out.append(f"release {self.release_id} already on host")
-        if self.build_venv:
-            out.append("build virtualenv offline from uploaded wheels")
-        for hook in self.stage_hooks("before_switch", once=True):
-            out.append(f"run before_switch hook once, for every host: {hook.shown}")
-        if self.once_leader:
-            out.append(f"wait for the run_once hooks on {self.once_leader}")
-        for hook in self.stage_hooks("before_switch", once=False):
-            out.append(f"run before_switch hook: {hook.shown}")
-        for change in self.changes:
-            out.append(f"{'update' if change.old is not None else 'create'} {change.file.path}")
-        for link in self.links:
-            out.append(f"enable {link.path}")
-        if self.changes or self.links:
-            out.append("validate configs with the real checkers")
-        if self.switch:
-            out.append(f"switch current: {self.previous or '(none)'} -> {self.release_id}")
-        if self.enable_units:
-            out.append(f"enable and start {' '.join(self.enable_units)}")
-        if self.restart_app and self.services:
-            out.append(f"restart {' '.join(self.services)}")
-        if self.restart_workers:
-            out.append(f"restart {' '.join(self.restart_workers)} (SIGTERM, then its TimeoutStopSec)")
-        if self.restart_timers:
-            out.append(f"restart {' '.join(self.restart_timers)}")
-        if self.restart_app and self.daemons:
-            out.append(f"gracefully restart the {self.host.server} daemons {' '.join(self.daemons)} (SIGUSR1; Apache is not reloaded)")
-        if self.reload_proxy:
-            out.append(f"reload {proxy_service(self.host)}")
-        if not self.unchanged:
-            out.append("health check")
-            out += [f"run after_switch hook: {hook.shown}" for hook in self.stage_hooks("after_switch")]
-            if self.retire_units:
-                out.append(f"stop, disable and remove {' '.join(self.retire_units)} (no longer in the inventory)")
-            out.append("record the release and prune old ones")
-            out += [f"if it rolls back: run after_rollback hook: {hook.shown}" for hook in self.stage_hooks("after_rollback")]
-        return out
 
 
 @dataclass(frozen=True)

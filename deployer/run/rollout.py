@@ -7,7 +7,9 @@ host's failure never stops the others silently: every host has a result.
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import PurePosixPath
 
 from deployer.artifact.manifest import Artifact, HostPython, host_python_of
 from deployer.run import server_version
-from deployer.run.apply import Applier, HostResult, OnceGate, gather_facts
+from deployer.run.apply import HostResult, OnceGate, StepRunner, gather_facts
 from deployer.remote.connector import Connector, ConnectorFactory, ssh_connector
 from deployer.remote.fanout import Outcome, fan_out
 from deployer.errors import DeployerError
@@ -24,6 +26,7 @@ from deployer.core.layout import Layout
 from deployer.core.outcomes import DEPLOY_SUCCESSES, DeployStatus
 from deployer.config.model import Host, Inventory
 from deployer.core.plan import HostPlan, Target, assign_run_once, plan_host
+from deployer.core.steps import STAGING, VENV_UPLOAD, Context, Operator, Payload, Step, deploy_steps, rollback_steps
 from deployer.core.render import RenderedFile, TlsMaterial, file_metadata, render_host
 from deployer.secret import Secret
 from deployer.stacks import check_for_path
@@ -142,6 +145,50 @@ def plan_all(session: Session, files: dict[str, tuple[RenderedFile, ...]], facts
     return assign_run_once(session.inventory.app, plans, [h.name for h in session.hosts if h.name in plans])
 
 
+@dataclass
+class Prepared:
+    """Everything deploy and plan share, up to the steps of each host: plan shows what deploy runs."""
+
+    files: dict[str, tuple[RenderedFile, ...]]  # as the release's server versions want them
+    facts: dict[str, Facts]
+    artifact: Artifact | None  # None when no host could be read
+    plans: dict[str, HostPlan]
+    steps: dict[str, tuple[Context, tuple[Step, ...]]]
+    notes: tuple[str, ...] = ()  # what deployer added to the app's requirements (build_release)
+
+
+def operator(command: str) -> Operator:
+    return Operator(getpass.getuser(), socket.gethostname(), command)
+
+
+def payload_for(artifact: Artifact, plan: HostPlan) -> Payload:
+    """The release tarball, and the venv tree when the host has no venv for these wheels (built once, cached)."""
+    from deployer.artifact.venv import venv_command, venv_tree
+
+    if not plan.build_venv:
+        return Payload(app_tarball=artifact.app_tarball)
+    tree = venv_tree(artifact, plan.layout.venvs / artifact.req_hash)
+    argv = venv_command(plan.layout, artifact.req_hash, STAGING / VENV_UPLOAD, tree.sha256, artifact.python, tree.precompiled)
+    return Payload(artifact.app_tarball, tree.tarball, argv)
+
+
+def prepare(session: Session, files: dict[str, tuple[RenderedFile, ...]]) -> Prepared:
+    """Facts, the release built once (``files`` re-rendered for its server versions), each host's plan and its steps."""
+    facts = gather_all(session, files)
+    if not facts:
+        return Prepared(files, facts, None, {}, {})
+    release = build_release(session.inventory, session.hosts, facts, files)
+    artifact, files = release.artifact, release.files
+    plans = plan_all(session, files, facts, release.target)
+    who = operator("deploy")
+    steps = {}
+    for name, plan in plans.items():
+        ctx = Context(session.inventory, plan, files[name], who)
+        payload = Payload() if plan.unchanged or plan.problems else payload_for(artifact, plan)  # no venv tree for those
+        steps[name] = (ctx, deploy_steps(ctx, facts[name], payload))
+    return Prepared(files, facts, artifact, plans, steps, release.notes)
+
+
 def deploy(
     inventory: Inventory,
     hosts: tuple[Host, ...],
@@ -153,40 +200,35 @@ def deploy(
     connect: ConnectorFactory = ssh_connector,
 ) -> list[HostResult]:
     cancel = cancel or threading.Event()
-    files = render_all(inventory, hosts, reveal_secrets=True)
     results: dict[str, HostResult] = {}
     with Session(inventory, hosts, connect) as session:
-        facts = gather_all(session, files)
+        ready = prepare(session, render_all(inventory, hosts, reveal_secrets=True))
         results.update(session.failed_results())
-        if facts:
-            release = build_release(inventory, hosts, facts, files)
-            artifact, files = release.artifact, release.files
-            for note in release.notes:
-                progress("*", note)
-            plans = plan_all(session, files, facts, release.target)
-            order = [h.name for h in hosts if h.name in plans]
-            once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
-            batch_size = serial or len(order)
-            for start in range(0, len(order), batch_size):
-                batch = order[start:start + batch_size]
+        for note in ready.notes:
+            progress("*", note)
+        order = [h.name for h in hosts if h.name in ready.plans]
+        once = OnceGate()  # run_once hooks: the first switching host runs them, the others wait before going live
 
-                def one(name: str) -> HostResult:
-                    plan = plans[name]
-                    if plan.unchanged and not plan.problems:
-                        progress(name, DeployStatus.UNCHANGED)
-                        return HostResult(name, DeployStatus.UNCHANGED, plan.release_id, previous=plan.previous)
-                    applier = Applier(session.remotes[name], inventory, plan, files[name], artifact,
-                                      progress=progress, cancel=cancel, once=once, verify=verify, facts=facts[name])
-                    outcome = applier.apply()
-                    progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
-                    return outcome
+        def one(name: str) -> HostResult:
+            plan = ready.plans[name]
+            if plan.unchanged and not plan.problems:
+                progress(name, DeployStatus.UNCHANGED)
+                return HostResult(name, DeployStatus.UNCHANGED, plan.release_id, previous=plan.previous)
+            ctx, steps = ready.steps[name]
+            outcome = StepRunner(session.remotes[name], ctx, steps, progress=progress, cancel=cancel, once=once,
+                                 verify=verify, facts=ready.facts[name]).apply()
+            progress(name, outcome.status + (f": {outcome.error}" if outcome.error else ""))
+            return outcome
 
-                for done in fan_out(batch, one, catch=()):
-                    results[done.value.host] = done.value
-                if any(results[n].status not in DEPLOY_SUCCESSES for n in batch) or cancel.is_set():
-                    for name in order[start + batch_size:]:
-                        results[name] = HostResult(name, DeployStatus.SKIPPED, None, error="an earlier batch failed")
-                    break
+        batch_size = serial or len(order) or 1
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            for done in fan_out(batch, one, catch=()):
+                results[done.value.host] = done.value
+            if any(results[n].status not in DEPLOY_SUCCESSES for n in batch) or cancel.is_set():
+                for name in order[start + batch_size:]:
+                    results[name] = HostResult(name, DeployStatus.SKIPPED, None, error="an earlier batch failed")
+                break
     return [results[h.name] for h in hosts if h.name in results]
 
 
@@ -252,8 +294,9 @@ def rollback(
             if plan.build_venv:
                 return HostResult(name, DeployStatus.FAILED, release_id, error=f"the virtualenv of {release_id} is gone; deploy instead")
             progress(name, f"rolling back {facts.current} -> {release_id}")
-            outcome = Applier(remote, inventory, plan, files, None, progress=progress, cancel=cancel, command="rollback",
-                              facts=facts).apply()
+            ctx = Context(inventory, plan, files, operator("rollback"))
+            outcome = StepRunner(remote, ctx, rollback_steps(ctx, facts), progress=progress, cancel=cancel,
+                                 facts=facts).apply()
             if outcome.status == DeployStatus.DEPLOYED:
                 outcome.status = DeployStatus.ROLLED_BACK_TO
             return outcome

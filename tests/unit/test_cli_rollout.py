@@ -140,7 +140,8 @@ def test_plan_shows_steps_and_masked_diffs_and_changes_nothing(tmp_path, monkeyp
     result = proj.cli("plan")
     assert result.exit_code == 0, result.stderr
     assert "== web1 (198.18.1.2): would change" in result.stdout
-    assert "  - create /etc/hello/env\n" in result.stdout
+    install = next(line for line in result.stdout.splitlines() if line.startswith("  - install configs: "))
+    assert "create /etc/hello/env" in install and install.endswith("[live]")  # a step, then its argv on the next line
     assert "/etc/hello/env: new (secret, " in result.stdout and "+++ /etc/hello/env" not in result.stdout
     assert "APP_SECRET_KEY" not in result.stdout  # a secret file's diff shows its size, not even masked lines
     assert SECRET not in result.stdout

@@ -7,11 +7,11 @@ import json
 import pytest
 
 from deployer.core.failure_log import cause_line, explain, log_command, tail, with_response
-from deployer.run.apply import Applier
+from deployer.run.apply import StepRunner
 from tests import factories as f
-from tests.unit.test_hooks_apply import ARTIFACT, FakeRemote
+from tests.unit.test_hooks_apply import FakeRemote
+from tests.unit.test_plan import converged
 from tests.unit.test_hooks_pure import plans_for
-from deployer.core.render import render_host
 from deployer.config.model import Hook, Hooks
 
 GUNICORN_23 = """\
@@ -96,8 +96,8 @@ def _applier(fails, hooks=Hooks()):
     inv, plans = plans_for("web1", hooks=hooks)
     remote = FakeRemote(inv.host("web1"), fails)
     remote.secrets = ()
-    files = render_host(inv, inv.host("web1"), reveal_secrets=True)
-    return Applier(remote, inv, plans["web1"], files, ARTIFACT), remote
+    ctx, steps = f.deploy_steps_of(inv, plans["web1"], converged(inv, inv.host("web1")))
+    return StepRunner(remote, ctx, steps), remote
 
 
 def test_a_unit_that_does_not_start_says_why_in_the_error_and_in_json():

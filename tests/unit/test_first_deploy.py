@@ -21,8 +21,8 @@ from deployer.core.plan import Target, plan_host, required_links
 from deployer.core.render import app_units, proxy_service, render_host
 from deployer.stacks import proxy_of
 from tests import factories as f
-from tests.unit.test_hooks_apply import ARTIFACT, FakeRemote
-from deployer.run.apply import Applier
+from tests.unit.test_hooks_apply import FakeRemote
+from deployer.run.apply import StepRunner
 
 STACKS = {"gunicorn": dict(server="gunicorn"), "uwsgi": dict(server="uwsgi"),
           "mod_wsgi": dict(server="mod_wsgi", proxy="apache")}
@@ -53,7 +53,8 @@ def deploy_failing_health(stack: str):
         return None
 
     remote = FakeRemote(host, answer)
-    result = Applier(remote, inv, plan, files, ARTIFACT).apply()
+    ctx, steps = f.deploy_steps_of(inv, plan, facts, files)
+    result = StepRunner(remote, ctx, steps).apply()
     return inv, host, plan, remote, result
 
 

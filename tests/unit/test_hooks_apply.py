@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import threading
 from pathlib import PurePosixPath
-from types import SimpleNamespace
 
 from deployer.core import commands as cmd
-from deployer.run.apply import Applier, OnceGate
+from deployer.run.apply import OnceGate, StepRunner
 from deployer.remote.ssh import CommandFailed, CommandResult
 from deployer.run.exec_command import exec_on
 from deployer.core.layout import Layout
 from deployer.config.model import Hook, Hooks
 from deployer.core.plan import assign_run_once
-from deployer.core.render import render_host
 from tests import factories as f
 from tests.unit.test_hooks_pure import plans_for
+from tests.unit.test_plan import converged
 
 MIGRATE = Hook(("flask", "--app", "app", "migrate"))
 ONCE = Hook(("flask", "seed"), run_once=True)
@@ -60,11 +59,9 @@ def hook_fails(argv) -> tuple[int, str] | None:  # noqa: ANN001
     return (3, "migrating\nno such table: counter") if "systemd-run" in argv else None
 
 
-ARTIFACT = SimpleNamespace(app_tarball=b"", req_hash="req1")
-
-
-def applier(name: str, plan, remote: FakeRemote, inv, **kwargs) -> Applier:  # noqa: ANN001
-    return Applier(remote, inv, plan, render_host(inv, inv.host(name), reveal_secrets=True), ARTIFACT, **kwargs)
+def applier(name: str, plan, remote: FakeRemote, inv, **kwargs) -> StepRunner:  # noqa: ANN001
+    ctx, steps = f.deploy_steps_of(inv, plan, converged(inv, inv.host(name)))
+    return StepRunner(remote, ctx, steps, **kwargs)
 
 
 def test_failing_before_switch_hook_stops_before_anything_live() -> None:

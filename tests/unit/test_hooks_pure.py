@@ -19,6 +19,7 @@ from deployer.config.model import Hook, Hooks
 from deployer.core.plan import Target, assign_run_once, plan_host
 from deployer.core.release_env import ReleaseEnv, in_release, logged, paths_exist, stop_on_hangup
 from deployer.core.render import render_host
+from deployer.core.steps import plan_lines
 from deployer.secret import Secret
 from tests import factories as f
 from tests.unit.test_inventory import problems, project, write  # noqa: F401 - project is a fixture
@@ -206,16 +207,17 @@ def plans_for(*names: str, hooks: Hooks, switching: tuple[str, ...] | None = Non
 
 
 def test_switching_host_plans_its_hooks_in_order() -> None:
-    _, plans = plans_for("web1", hooks=Hooks(before_switch=(MIGRATE,), after_switch=(WARM,), after_rollback=(UNDO,)))
-    steps = plans["web1"].steps()
-    hook_steps = [s for s in steps if "hook" in s]
+    inv, plans = plans_for("web1", hooks=Hooks(before_switch=(MIGRATE,), after_switch=(WARM,), after_rollback=(UNDO,)))
+    steps = f.whats(inv, plans["web1"], converged(inv, inv.host("web1")))
+    hook_steps = [s for s in steps if s.startswith("run ") and "hook" in s]
     assert hook_steps == [
         "run before_switch hook: flask --app app migrate",
         "run after_switch hook: curl http://localhost/",
-        "if it rolls back: run after_rollback hook: flask cache clear",
     ]
     assert steps.index(hook_steps[0]) < steps.index("switch current: 20261120T000000Z-aaaaaaaaaaaa -> " + NEW.release_id)
-    assert steps.index("health check") < steps.index(hook_steps[1]) < steps.index("record the release and prune old ones")
+    health = next(s for s in steps if s.startswith("health check"))
+    assert steps.index(health) < steps.index(hook_steps[1]) < steps.index("record deployed in releases.log")
+    assert [h.shown for h in plans["web1"].stage_hooks("after_rollback")] == ["flask cache clear"]  # recovery runs them
 
 
 def test_no_switch_no_hooks() -> None:
@@ -230,13 +232,14 @@ def test_run_once_goes_to_the_first_switching_host_and_the_others_wait() -> None
     assert [h.hook for h in plans["web2"].stage_hooks("before_switch", once=False)] == [MIGRATE]
     assert plans["web3"].stage_hooks("before_switch", once=True) == ()
     assert (plans["web1"].once_leader, plans["web2"].once_leader, plans["web3"].once_leader) == (None, None, "web2")
-    assert "wait for the run_once hooks on web2" in plans["web3"].steps()
+    assert "wait for the run_once hooks on web2" in f.whats(inv, plans["web3"], converged(inv, inv.host("web3")))
 
 
 def test_plan_never_shows_a_secret_in_a_hook() -> None:
     inv, plans = plans_for("web1", hooks=Hooks(before_switch=(ONCE,)))
     plans = assign_run_once(inv.app, plans, ["web1"])
-    text = "\n".join(plans["web1"].steps())
+    _, steps = f.deploy_steps_of(inv, plans["web1"], converged(inv, inv.host("web1")))
+    text = "\n".join(plan_lines(steps, tuple(inv.app.secrets.values())))
     assert "run before_switch hook once, for every host: sh -c 'flask seed --token ***'" in text
     assert "s3cr3t-Key_value" not in text
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from deployer.run.apply import prune_releases
+from deployer.core.steps import prune_releases
 from deployer.core.facts import Facts, LiveFile, Release, Unit, parse_facts
 from deployer.core.plan import Target, plan_host, required_links
 from deployer.core.render import render_host
@@ -43,7 +43,7 @@ def test_converged_host_is_unchanged(server: str, proxy: str) -> None:
     host = f.host(server=server, proxy=proxy)
     inv = f.inventory(host)
     plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), converged(inv, host))
-    assert plan.unchanged, plan.steps()
+    assert plan.unchanged, plan
     assert plan.release_id == "20261120T000000Z-aaaaaaaaaaaa"  # the release already there is reused
 
 
@@ -57,7 +57,7 @@ def test_cold_host_gets_everything() -> None:
     assert {c.file.path for c in plan.changes} == {x.path for x in files}
     assert plan.enable_units == ("hello.socket", "hello.service", "nginx.service")
     assert plan.restart_app and plan.reload_proxy
-    assert plan.steps()[0] == "install packages: nginx"
+    assert f.whats(inv, plan, facts())[0] == "install packages: nginx"
 
 
 def test_code_change_reuses_venv_and_restarts_app_only() -> None:
@@ -84,8 +84,9 @@ def test_mod_wsgi_code_change_restarts_the_daemons_without_reloading_apache() ->
     plan = wsgi_plan()
     assert plan.switch and plan.restart_app and not plan.reload_proxy
     assert plan.services == () and plan.daemons == ("(wsgi:hello)",)
-    steps = plan.steps()
-    assert "gracefully restart the mod_wsgi daemons (wsgi:hello) (SIGUSR1; Apache is not reloaded)" in steps
+    inv = f.inventory(WSGI)
+    steps = f.whats(inv, plan, converged(inv, WSGI))
+    assert "gracefully restart the mod_wsgi daemons (wsgi:hello) (SIGUSR1; apache2.service is not reloaded)" in steps
     assert not any(s.startswith(("reload", "restart")) for s in steps)
 
 
@@ -103,7 +104,7 @@ def test_mod_wsgi_apache_config_change_reloads_apache_which_restarts_the_daemons
     live.files["/etc/apache2/sites-available/hello.conf"] = LiveFile("x", 0o644, "# older site\n")
     plan = wsgi_plan(live, inv)
     assert plan.switch and plan.reload_proxy and not plan.restart_app
-    assert "reload apache2.service" in plan.steps()
+    assert "reload apache2.service" in f.whats(inv, plan, live)
 
 
 @pytest.mark.parametrize("active", ["inactive", "failed"])

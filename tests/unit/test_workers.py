@@ -10,6 +10,7 @@ import pytest
 
 from deployer.config.inventory import load_inventory
 from deployer.config.model import Process, Timer
+from deployer.core import commands as cmd
 from deployer.core import jobs
 from deployer.core.facts import LiveFile, Unit, parse_facts
 from deployer.core.journal import host_sources
@@ -178,14 +179,14 @@ def test_first_deploy_enables_processes_and_timers_not_the_jobs_service(server: 
     plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), facts())
     assert plan.enable_units[-2:] == ("hello-worker.service", "hello-cleanup.timer")
     assert plan.workers == ("hello-worker.service",) and plan.restart_workers == ()
-    assert "enable and start" in " ".join(plan.steps())
+    assert "enable and start" in " ".join(f.whats(inv, plan, facts()))
 
 
 @pytest.mark.parametrize(("server", "proxy"), f.COMBINATIONS)
 def test_converged_host_with_processes_is_unchanged(server: str, proxy: str) -> None:
     inv, host = inv_with(server, proxy)
     plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), converged_with_jobs(inv, host))
-    assert plan.unchanged, plan.steps()
+    assert plan.unchanged, plan
 
 
 @pytest.mark.parametrize(("server", "proxy"), f.COMBINATIONS)
@@ -196,7 +197,7 @@ def test_a_release_switch_restarts_every_process_with_the_app(server: str, proxy
                      render_host(inv, host, reveal_secrets=True), live)
     assert plan.switch and plan.restart_workers == ("hello-worker.service",)
     assert plan.restart_timers == ()  # a timer's job resolves `current` each time it runs
-    assert any(s.startswith("restart hello-worker.service (SIGTERM") for s in plan.steps())
+    assert any(s.startswith("restart hello-worker.service (SIGTERM") for s in f.whats(inv, plan, live))
 
 
 def test_a_changed_process_unit_restarts_it_but_not_the_app() -> None:
@@ -226,7 +227,9 @@ def test_processes_dropped_from_the_inventory_are_retired(server: str, proxy: st
     plan = plan_host(dropped, host, TARGET, render_host(dropped, host, reveal_secrets=True), live)
     assert plan.retire_units == tuple(sorted(UNITS)) and plan.workers == ()
     assert not plan.unchanged and not plan.restart_app
-    assert plan.steps()[-2].startswith("stop, disable and remove hello-cleanup.service")
+    steps = f.whats(dropped, plan, live)
+    retire = next(i for i, s in enumerate(steps) if s.startswith("stop and disable hello-cleanup.service"))
+    assert next(i for i, s in enumerate(steps) if s.startswith("health check")) < retire < steps.index("record deployed in releases.log")
 
 
 def test_facts_carry_the_managed_units() -> None:
@@ -303,12 +306,20 @@ def test_a_unit_of_another_app_or_by_hand_is_never_overwritten() -> None:
 # --- apply: the commands sent, against a recorded fake connection ----------------------------
 
 
-def applier_for(inv, host, plan):
-    from tests.unit.test_hooks_apply import ARTIFACT, FakeRemote
-    from deployer.run.apply import Applier
+def applier_for(inv, host, plan, live):
+    from tests.unit.test_hooks_apply import FakeRemote
+    from deployer.run.apply import StepRunner
 
     remote = FakeRemote(host)
-    return Applier(remote, inv, plan, render_host(inv, host, reveal_secrets=True), ARTIFACT), remote
+    ctx, steps = f.deploy_steps_of(inv, plan, live)
+    return StepRunner(remote, ctx, steps), remote
+
+
+def run_stages(app, *stages: str) -> None:
+    """The planned steps of these stages, in order: what the runner sends for them."""
+    for step in app.steps:
+        if step.stage in stages:
+            app.run_step(step)
 
 
 def test_apply_restarts_the_processes_after_the_app_and_retires_dropped_units() -> None:
@@ -316,15 +327,15 @@ def test_apply_restarts_the_processes_after_the_app_and_retires_dropped_units() 
     live = converged_with_jobs(inv, host)
     switched = plan_host(inv, host, replace(TARGET, short_hash="bbbbbbbbbbbb", release_id="20261126T000000Z-bbbbbbbbbbbb"),
                          render_host(inv, host, reveal_secrets=True), live)
-    app, remote = applier_for(inv, host, switched)
-    app.restart(switched.enable_units, switched.restart_app, switched.reload_proxy)
+    app, remote = applier_for(inv, host, switched, live)
+    run_stages(app, "start", "restart", "reload")
     restarts = [c for c in remote.calls if c[:2] == ("systemctl", "restart")]
     assert restarts == [("systemctl", "restart", "hello.service"), ("systemctl", "restart", "hello-worker.service")]
 
     dropped = f.inventory(host, app_=replace(inv.app, processes=(), timers=()))
     plan = plan_host(dropped, host, TARGET, render_host(dropped, host, reveal_secrets=True), live)
-    app, remote = applier_for(dropped, host, plan)
-    app.retire()
+    app, remote = applier_for(dropped, host, plan, live)
+    run_stages(app, "retire")
     units = tuple(sorted(UNITS))
     assert remote.calls[:3] == [("systemctl", "disable", "--now", *units),
                                 ("rm", "-rf", "--", *(f"/etc/systemd/system/{u}" for u in units)),
@@ -340,8 +351,8 @@ def test_a_failed_deploy_stops_the_processes_it_added_and_restarts_the_others_on
     plan = plan_host(inv, host, replace(TARGET, short_hash="bbbbbbbbbbbb", release_id="20261126T000000Z-bbbbbbbbbbbb"),
                      render_host(inv, host, reveal_secrets=True), live)
     assert plan.enable_units == ("hello-worker.service",)
-    app, remote = applier_for(inv, host, plan)
-    app.live, app.installed = True, [c.file.path for c in plan.changes]
+    app, remote = applier_for(inv, host, plan, live)
+    app.live, app.undo = True, [cmd.restore_files([c.file.path for c in plan.changes])]
     assert app.recover(StepFailed("health", "503")) == "rolled-back"
     stop = remote.calls.index(("systemctl", "disable", "--now", "hello-worker.service"))
     restore = next(i for i, c in enumerate(remote.calls) if c[:2] == ("sh", "-c") and ".deployer-old" in c[2] and "mv -f" in c[2])
@@ -356,7 +367,7 @@ def test_the_gate_fails_a_process_that_did_not_stay_up(monkeypatch: pytest.Monke
 
     inv, host = inv_with()
     plan = plan_host(inv, host, TARGET, render_host(inv, host, reveal_secrets=True), facts())
-    app, remote = applier_for(inv, host, plan)
+    app, remote = applier_for(inv, host, plan, facts())
     release = f"/srv/hello/releases/{plan.release_id}"
     monkeypatch.setattr(apply, "WORKER_SETTLE", 0)
 
@@ -369,8 +380,8 @@ def test_the_gate_fails_a_process_that_did_not_stay_up(monkeypatch: pytest.Monke
 
     seen = replace(facts(), units={"hello-worker.service": Unit("active", "enabled", 10)})
     now(10)
-    app.settle_workers(seen, release)  # same pid, same release: up
+    apply.settle_workers(remote, app.ctx, seen)  # same pid, same release: up
     for pid in (11, 0):  # restarted by Restart=, or gone
         now(pid)
         with pytest.raises(apply.StepFailed, match="hello-worker.service did not stay up"):
-            app.settle_workers(seen, release)
+            apply.settle_workers(remote, app.ctx, seen)

@@ -21,6 +21,7 @@ from deployer.core.facts import LiveFile, facts_command, parse_facts
 from deployer.core.layout import Layout
 from deployer.core.plan import Target, plan_host
 from deployer.core.render import render_host
+from deployer.core.steps import Role
 from tests import factories as f
 from tests.unit.test_hooks_apply import FakeRemote, applier
 from tests.unit.test_plan import converged
@@ -133,10 +134,15 @@ def wsgi_applier(*, apache_changed: bool):
     return applier("web1", plan, remote, inv), remote
 
 
+def go_live(app) -> None:  # noqa: ANN001
+    """Every planned step up to the health gate: what runs before a failed health check."""
+    for step in app.steps[:next(i for i, s in enumerate(app.steps) if s.role is Role.GATE)]:
+        app.run_step(step)
+
+
 def test_code_change_signals_the_daemons_and_a_rollback_signals_them_again() -> None:
     app, remote = wsgi_applier(apache_changed=False)
-    app.install_configs()
-    app.go_live()
+    go_live(app)
     assert remote.calls.count(SIGNAL) == 1 and RELOAD not in remote.calls
     assert remote.calls.index(cmd.switch_current(app.layout, app.plan.release_id)) < remote.calls.index(SIGNAL)
     app.recover(StepFailed("health", "HTTP 500"))
@@ -147,8 +153,7 @@ def test_code_change_signals_the_daemons_and_a_rollback_signals_them_again() -> 
 
 def test_apache_config_change_reloads_and_so_does_its_rollback() -> None:
     app, remote = wsgi_applier(apache_changed=True)
-    app.install_configs()
-    app.go_live()
+    go_live(app)
     assert RELOAD in remote.calls and SIGNAL not in remote.calls
     app.recover(StepFailed("health", "HTTP 500"))
     assert remote.calls.count(RELOAD) == 2 and SIGNAL not in remote.calls
