@@ -160,28 +160,13 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
     """``rollback``: returning to ``target``, so after_rollback hooks run there instead of the deploy hooks."""
     app = inventory.app
     layout = Layout.of(app, host)
-    problems = []
-    if facts.python_version < MIN_PYTHON:
-        problems.append(f"python3 on host is {facts.python}; {'.'.join(map(str, MIN_PYTHON))}+ needed")
-    if ".".join(map(str, facts.python_version)) != target.python:
-        problems.append(f"python3 on host is {facts.python} but wheels were built for {target.python}")
-    if facts.disk_free_mb < MIN_FREE_MB:
-        problems.append(f"only {facts.disk_free_mb} MB free under {layout.app_root}; {MIN_FREE_MB} MB needed")
-    if facts.user is not None and facts.user.get("uid") == 0:
-        problems.append(f"user {app.user} is root: the app must run as an unprivileged user")
-    if facts.lock is not None:
-        problems.append("locked")
-    problems += foreign_units(app, files, facts)
+    problems = host_problems(app, layout, target, facts) + foreign_units(app, files, facts)
 
     existing = next((r for r in facts.releases if r.id.endswith("-" + target.short_hash)), None)
     release_id = existing.id if existing else target.release_id
     previous = facts.current
 
-    changes = []
-    for file in files:
-        live = facts.files.get(str(file.path))
-        if live is None or live.content != file.content or live.mode != file.mode:
-            changes.append(Change(file, live.content if live else None))
+    changes = changed_files(files, facts)
     links = tuple(link for link in required_links(app, host) if facts.links.get(str(link.path)) != link.target)
 
     units = app_units(app, host)
@@ -193,26 +178,9 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
     )
     switch = previous != release_id
     release_path = str(layout.release(release_id))
-    server_files = {spec.path for spec in server_of(host).files(app, host, proxy_of(host))}  # uwsgi.ini, wsgi.py
-    app_changed = any(
-        c.file.path == layout.env_file or c.file.path in server_files
-        or (c.file.check == Check.SYSTEMD and c.file.path.name not in mine.all)
-        for c in changes
-    )
     services = list(server_of(host).services(app))
     markers = process_marker(app, host)
-    stale = any(facts.serving.get(u) not in (None, release_path) for u in (*services, *markers))
-    proxy_running = proxy in facts.units and facts.units[proxy].active == "active"
-    # mod_wsgi: Apache running without the app's daemons is broken; a reload starts them.
-    daemons_missing = proxy_running and any(m not in facts.serving for m in markers)
-    reload_proxy = (
-        any(c.file.check == proxy_of(host).check or c.file.path.parent.name == "tls" for c in changes)
-        or bool(links)
-        or daemons_missing
-    )
-    # mod_wsgi: a reload or a start of Apache restarts the daemons anyway; else signal just them.
-    restart_app = (switch or app_changed or stale) and (
-        bool(services) or (bool(markers) and proxy_running and not reload_proxy))
+    restart_app, reload_proxy = restarts(app, host, changes, links, facts, release_path, switch, mine.all)
     venv_present = target.req_hash in facts.venvs
     restart_workers, restart_timers = job_restarts(mine, changes, facts, switch, release_path, layout)
     return HostPlan(
@@ -241,6 +209,60 @@ def plan_host(inventory: Inventory, host: Host, target: Target, files: tuple[Ren
         retire_units=tuple(u for u in facts.managed_units if u not in mine.all),
         calendars=mine.calendars,
     )
+
+
+def restarts(app: App, host: Host, changes: list[Change], links: tuple[Link, ...], facts: Facts,
+             release_path: str, switch: bool, job_units: tuple[str, ...]) -> tuple[bool, bool]:
+    """(restart the app, reload the proxy): what the changes, the switch and the running processes call for."""
+    layout = Layout.of(app, host)
+    server_files = {spec.path for spec in server_of(host).files(app, host, proxy_of(host))}  # uwsgi.ini, wsgi.py
+    app_changed = any(
+        c.file.path == layout.env_file or c.file.path in server_files
+        or (c.file.check == Check.SYSTEMD and c.file.path.name not in job_units)
+        for c in changes
+    )
+    services = server_of(host).services(app)
+    markers = process_marker(app, host)
+    stale = any(facts.serving.get(u) not in (None, release_path) for u in (*services, *markers))
+    proxy = proxy_service(host)
+    proxy_running = proxy in facts.units and facts.units[proxy].active == "active"
+    # mod_wsgi: Apache running without the app's daemons is broken; a reload starts them.
+    daemons_missing = proxy_running and any(m not in facts.serving for m in markers)
+    reload_proxy = (
+        any(c.file.check == proxy_of(host).check or c.file.path.parent.name == "tls" for c in changes)
+        or bool(links)
+        or daemons_missing
+    )
+    # mod_wsgi: a reload or a start of Apache restarts the daemons anyway; else signal just them.
+    restart_app = (switch or app_changed or stale) and (
+        bool(services) or (bool(markers) and proxy_running and not reload_proxy))
+    return restart_app, reload_proxy
+
+
+def host_problems(app: App, layout: Layout, target: Target, facts: Facts) -> list[str]:
+    """Why this host cannot take the release at all: its Python, its disk, a root app user, a lock."""
+    problems = []
+    if facts.python_version < MIN_PYTHON:
+        problems.append(f"python3 on host is {facts.python}; {'.'.join(map(str, MIN_PYTHON))}+ needed")
+    if ".".join(map(str, facts.python_version)) != target.python:
+        problems.append(f"python3 on host is {facts.python} but wheels were built for {target.python}")
+    if facts.disk_free_mb < MIN_FREE_MB:
+        problems.append(f"only {facts.disk_free_mb} MB free under {layout.app_root}; {MIN_FREE_MB} MB needed")
+    if facts.user is not None and facts.user.get("uid") == 0:
+        problems.append(f"user {app.user} is root: the app must run as an unprivileged user")
+    if facts.lock is not None:
+        problems.append("locked")
+    return problems
+
+
+def changed_files(files: tuple[RenderedFile, ...], facts: Facts) -> list[Change]:
+    """The rendered files whose content or mode differs from the live one (or that the host lacks)."""
+    changes = []
+    for file in files:
+        live = facts.files.get(str(file.path))
+        if live is None or live.content != file.content or live.mode != file.mode:
+            changes.append(Change(file, live.content if live else None))
+    return changes
 
 
 def foreign_units(app: App, files: tuple[RenderedFile, ...], facts: Facts) -> list[str]:

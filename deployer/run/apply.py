@@ -244,7 +244,7 @@ class StepRunner:
                 self.live = False
             message = f"cannot install {' '.join(self.plan.install_packages)}: {exc}" if step.stage == "packages" else str(exc)
             failed = StepFailed(step.stage, message)
-            raise (self.explained(failed) if step.explain else failed) from None
+            raise (explained(self.remote, self.ctx, failed) if step.explain else failed) from None
         if step.undo is not None:
             self.undo.append(step.undo)
 
@@ -268,22 +268,18 @@ class StepRunner:
         try:
             seen = wait_serving(self.remote, self.ctx)
         except StepFailed as exc:
-            raise self.explained(exc) from None
+            raise explained(self.remote, self.ctx, exc) from None
         if self.plan.workers:
             settle_workers(self.remote, self.ctx, seen)
         outcome = self.remote.run(health, check=False, timeout=timeout)
         if not outcome.ok:
-            raise self.explained(StepFailed("health", f"{self.ctx.inventory.app.health} did not answer 2xx within "
-                                                      f"{HEALTH_DEADLINE:.0f}s: {outcome.stdout.strip()[-200:]}"),
-                                 outcome.stdout)
+            why = f"{self.ctx.inventory.app.health} did not answer 2xx within {HEALTH_DEADLINE:.0f}s"
+            raise explained(self.remote, self.ctx, StepFailed("health", f"{why}: {outcome.stdout.strip()[-200:]}"), outcome.stdout)
         if self.verify is not None:  # before the config backups go: a failed verify restores them
             self.say("verifying")
             failure = self.verify(self.remote)
             if failure:
                 raise StepFailed("verify", failure)
-
-    def explained(self, exc: StepFailed, health_output: str | None = None) -> StepFailed:
-        return explained(self.remote, self.ctx, exc, health_output)
 
     # -- failure ------------------------------------------------------------
 
